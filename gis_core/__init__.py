@@ -1,0 +1,1 @@
+"""IOC-GIS domain and database core. Knows nothing of Flask."""

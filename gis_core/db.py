@@ -1,0 +1,76 @@
+"""The one module that owns the database: connection URL, pool, and failures mapped to a 503."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from .cluster import managed_cluster
+from .errors import ClusterError, DatabaseUnavailable
+from .settings import Settings
+
+
+def database_url(settings: Settings) -> str:
+    """DATABASE_URL when given, else the managed cluster's (which must have been set up)."""
+    if settings.database_url:
+        return settings.database_url
+    cluster = managed_cluster(settings.var_dir, settings.pg_port)
+    if not cluster.password_file.exists():
+        raise ClusterError(
+            "Cụm PostGIS chưa được khởi tạo: chạy 'iocgis db up' trước.",
+            "The managed PostGIS cluster is not set up: run 'iocgis db up' first.",
+        )
+    return cluster.url
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The same database for SQLAlchemy/GeoAlchemy2, through psycopg 3."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("postgres", "postgresql", "postgresql+psycopg"):
+        raise ValueError(f"not a PostgreSQL URL: {scheme}://...")
+    return f"postgresql+psycopg://{rest}"
+
+
+def connect(url: str, **kwargs) -> psycopg.Connection:
+    try:
+        return psycopg.connect(url, application_name="iocgis", **kwargs)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(
+            "Không kết nối được cơ sở dữ liệu.", "The database cannot be reached."
+        ) from exc
+
+
+class Database:
+    """A pool of connections; one is lent per request or per command."""
+
+    def __init__(self, url: str, min_size: int = 1, max_size: int = 10):
+        self.url = url
+        self.pool = ConnectionPool(
+            url, min_size=min_size, max_size=max_size, open=False, timeout=5,
+            kwargs={"application_name": "iocgis"},
+            check=ConnectionPool.check_connection,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        return cls(database_url(settings), settings.pool_min, settings.pool_max)
+
+    def open(self) -> None:
+        self.pool.open(wait=False)
+
+    def close(self) -> None:
+        self.pool.close()
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        try:
+            with self.pool.connection() as conn:
+                yield conn
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise DatabaseUnavailable(
+                "Cơ sở dữ liệu tạm thời không phản hồi, vui lòng thử lại.",
+                "The database is not answering right now; please retry.",
+            ) from exc
