@@ -74,3 +74,14 @@ class Database:
                 "Cơ sở dữ liệu tạm thời không phản hồi, vui lòng thử lại.",
                 "The database is not answering right now; please retry.",
             ) from exc
+
+
+def with_dbname(url: str, dbname: str) -> str:
+    """The same server and credentials, another database."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    if "://" in url:
+        base, _, query = url.partition("?")
+        head, _, _old = base.rpartition("/")
+        return f"{head}/{dbname}" + (f"?{query}" if query else "")
+    return make_conninfo(**{**conninfo_to_dict(url), "dbname": dbname})

@@ -1,0 +1,246 @@
+"""`iocgis`: one click group with a subcommand group per area."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import click
+
+from .settings import Settings
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _fail(exc: Exception) -> None:
+    from .errors import IocgisError
+
+    if isinstance(exc, IocgisError):
+        raise click.ClickException(f"{exc.message_vi}\n{exc.message_en}") from None
+    raise exc
+
+
+@click.group()
+@click.version_option(package_name="iocgis")
+def main() -> None:
+    """IOC-GIS: nền tảng GIS cho Trung tâm Điều hành thông minh / GIS for the province's IOC."""
+
+
+# -- db ------------------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Cơ sở dữ liệu PostGIS / the PostGIS database."""
+
+
+def _cluster(settings: Settings):
+    from .cluster import managed_cluster
+
+    if not settings.managed:
+        raise click.ClickException(
+            "DATABASE_URL đã đặt: IOC-GIS không quản lý cụm CSDL này.\n"
+            "DATABASE_URL is set: IOC-GIS does not manage that database's server."
+        )
+    return managed_cluster(settings.var_dir, settings.pg_port)
+
+
+@db.command("up")
+def db_up() -> None:
+    """Khởi tạo và chạy cụm PostGIS trong var/ / initialise and start the managed cluster."""
+    settings = _settings()
+    if not settings.managed:
+        click.echo("DATABASE_URL set: nothing to start.")
+        return
+    cluster = _cluster(settings)
+    try:
+        created = cluster.up()
+    except Exception as exc:
+        _fail(exc)
+    click.echo(f"PostGIS {'initialised and ' if created else ''}running on "
+               f"{cluster.host}:{cluster.port} (data: {cluster.data_dir})")
+
+
+@db.command("down")
+def db_down() -> None:
+    """Dừng cụm PostGIS / stop the managed cluster."""
+    cluster = _cluster(_settings())
+    cluster.stop()
+    click.echo("PostGIS stopped.")
+
+
+@db.command("status")
+def db_status() -> None:
+    """Trạng thái CSDL và migration / database and migration status."""
+    from .db import connect, database_url
+    from .migrate import applied, discover
+
+    settings = _settings()
+    if settings.managed:
+        cluster = _cluster(settings)
+        state = "running" if cluster.running() else ("stopped" if cluster.initialised else "absent")
+        click.echo(f"cluster: {state} ({cluster.data_dir}, port {cluster.port})")
+        if state != "running":
+            sys.exit(1)
+    try:
+        with connect(database_url(settings)) as conn:
+            have = applied(conn)
+    except Exception as exc:
+        _fail(exc)
+    pending = [m for m in discover(settings.migrations_dir) if m.version not in have]
+    click.echo(f"migrations: {len(have)} applied, {len(pending)} pending")
+    for m in pending:
+        click.echo(f"  pending {m.path.name}")
+
+
+@db.command("migrate")
+def db_migrate() -> None:
+    """Áp dụng các migration còn thiếu / apply pending migrations."""
+    from .db import connect, database_url
+    from .migrate import migrate
+
+    settings = _settings()
+    try:
+        with connect(database_url(settings)) as conn:
+            done = migrate(conn, settings.migrations_dir)
+    except Exception as exc:
+        _fail(exc)
+    click.echo(f"applied {len(done)} migration(s)" + "".join(f"\n  {m.path.name}" for m in done))
+
+
+@db.command("reset")
+@click.option("--yes", is_flag=True, help="Không hỏi lại / do not ask.")
+def db_reset(yes: bool) -> None:
+    """Xoá toàn bộ dữ liệu và migrate lại / drop everything and migrate again."""
+    from psycopg import sql
+
+    from .db import connect, database_url
+    from .migrate import migrate
+
+    settings = _settings()
+    if not yes:
+        click.confirm("Xoá toàn bộ dữ liệu? / Delete all data?", abort=True)
+    try:
+        with connect(database_url(settings), autocommit=True) as conn:
+            owner = conn.execute("SELECT current_user").fetchone()[0]
+            conn.execute("DROP SCHEMA public CASCADE")
+            conn.execute(sql.SQL("CREATE SCHEMA public AUTHORIZATION {}").format(sql.Identifier(owner)))
+            conn.execute("DROP TABLE IF EXISTS schema_migrations")
+        with connect(database_url(settings)) as conn:
+            done = migrate(conn, settings.migrations_dir)
+    except Exception as exc:
+        _fail(exc)
+    click.echo(f"reset; applied {len(done)} migration(s)")
+
+
+@db.command("psql", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def db_psql(args: tuple[str, ...]) -> None:
+    """psql nối vào CSDL; các tham số được chuyển cho psql / psql on the database, args passed on."""
+    from .db import database_url
+
+    try:
+        url = database_url(_settings())
+    except Exception as exc:
+        _fail(exc)
+    os.execvp("psql", ["psql", url, *args])
+
+
+# -- layers --------------------------------------------------------------------------------------
+
+
+@main.group()
+def layers() -> None:
+    """Danh mục lớp dữ liệu / the layer registry."""
+
+
+@layers.command("list")
+def layers_list() -> None:
+    """Liệt kê các lớp / list the layers."""
+    from .registry import Registry
+
+    for layer in Registry.load(_settings().layers_dir):
+        restricted = ", ".join(f.name for f in layer.restricted_fields) or "-"
+        click.echo(f"{layer.id:<18} {layer.geometry_type:<13} {layer.title.vi} / {layer.title.en}"
+                   f"  [restricted: {restricted}]")
+
+
+@layers.command("config")
+@click.option("--check", is_flag=True, help="Chỉ kiểm tra tệp đã đồng bộ / only check it is in sync.")
+def layers_config(check: bool) -> None:
+    """Sinh pygeoapi-config.yml từ layers/ / write pygeoapi-config.yml from the registry."""
+    from .ogc_config import render
+    from .registry import Registry
+
+    settings = _settings()
+    text = render(Registry.load(settings.layers_dir))
+    path = settings.pygeoapi_config
+    if check:
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            raise click.ClickException(f"{path.name} is out of date: run `iocgis layers config`.")
+        click.echo(f"{path.name} is in sync with layers/.")
+        return
+    path.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {path}")
+
+
+# -- demo ----------------------------------------------------------------------------------------
+
+
+@main.group()
+def demo() -> None:
+    """Tỉnh mẫu Lào Cai / the demo province."""
+
+
+@demo.command("load")
+@click.option("--scale", type=click.IntRange(1, 1000), default=1, show_default=True,
+              help="Nhân số bản ghi sinh ra / multiply the generated records (100 = 1M incidents).")
+@click.option("--force", is_flag=True, help="Nạp lại kể cả khi đã có / reload even if present.")
+def demo_load(scale: int, force: bool) -> None:
+    """Nạp ranh giới thật và các lớp sinh mẫu / load the real boundaries and generated layers."""
+    from .db import connect, database_url
+    from .demo import load_demo
+
+    settings = _settings()
+    started = time.monotonic()
+    try:
+        with connect(database_url(settings)) as conn:
+            counts = load_demo(conn, settings, scale=scale, force=force)
+    except Exception as exc:
+        _fail(exc)
+    if not counts:
+        click.echo("demo province already loaded (use --force to reload)")
+        return
+    for table, n in counts.items():
+        click.echo(f"  {table:<18} {n:>10,}")
+    click.echo(f"demo loaded in {time.monotonic() - started:.1f}s")
+
+
+# -- serve ---------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True)
+def serve(threads: int) -> None:
+    """Chạy máy chủ web tại IOCGIS_HOST:IOCGIS_PORT / serve the web app in the foreground."""
+    from werkzeug.serving import run_simple
+
+    from webmap import create_app
+
+    settings = _settings()
+    try:
+        app = create_app(settings)
+    except Exception as exc:
+        _fail(exc)
+    click.echo(f"IOC-GIS: {settings.base_url}/  (OGC API: {settings.base_url}/ogc)  Ctrl-C to stop")
+    run_simple(settings.host, settings.port, app, threaded=True, use_reloader=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""The layer registry: one YAML file per published layer in layers/, the single source of truth
+for its table, fields (public or restricted), geometry, titles, style and OGC metadata."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .errors import ConfigError
+
+GEOMETRY_TYPES = {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"}
+THEMES = {"administration", "planning", "education", "health", "safety", "environment"}
+IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Text:
+    vi: str
+    en: str
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    label: Text
+    type: str
+    restricted: bool = False
+
+
+@dataclass(frozen=True)
+class Style:
+    color: str
+    fill_color: str
+    fill_opacity: float
+    weight: float
+    icon: str | None
+    popup: tuple[str, ...]
+    label_field: str | None
+
+
+@dataclass(frozen=True)
+class Layer:
+    id: str
+    table: str
+    title: Text
+    description: Text
+    theme: str
+    geometry_type: str
+    geometry_column: str
+    id_field: str
+    fields: tuple[Field, ...]
+    temporal_field: str | None
+    keywords: tuple[str, ...]
+    style: Style
+    public: bool
+    order: int
+    path: Path
+
+    @property
+    def public_fields(self) -> tuple[Field, ...]:
+        return tuple(f for f in self.fields if not f.restricted)
+
+    @property
+    def restricted_fields(self) -> tuple[Field, ...]:
+        return tuple(f for f in self.fields if f.restricted)
+
+    def field(self, name: str) -> Field:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+
+def _text(raw, where: str) -> Text:
+    if not isinstance(raw, dict) or not raw.get("vi") or not raw.get("en"):
+        raise ConfigError(f"{where}: cần cả tiếng Việt (vi) và tiếng Anh (en)",
+                          f"{where}: needs both Vietnamese (vi) and English (en)")
+    return Text(str(raw["vi"]), str(raw["en"]))
+
+
+def _ident(value, where: str) -> str:
+    if not isinstance(value, str) or not IDENT.match(value):
+        raise ConfigError(f"{where}: tên không hợp lệ {value!r}", f"{where}: invalid name {value!r}")
+    return value
+
+
+def parse_layer(path: Path) -> Layer:
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    where = path.name
+    layer_id = _ident(raw.get("id"), f"{where} id")
+    if path.stem != layer_id:
+        raise ConfigError(f"{where}: tên tệp phải trùng id '{layer_id}'",
+                          f"{where}: file name must match id '{layer_id}'")
+    geometry_type = raw.get("geometry_type")
+    if geometry_type not in GEOMETRY_TYPES:
+        raise ConfigError(f"{where}: geometry_type không hợp lệ", f"{where}: bad geometry_type {geometry_type!r}")
+    theme = raw.get("theme")
+    if theme not in THEMES:
+        raise ConfigError(f"{where}: theme không hợp lệ", f"{where}: theme must be one of {sorted(THEMES)}")
+    fields = []
+    for name, spec in (raw.get("fields") or {}).items():
+        spec = spec or {}
+        fields.append(Field(
+            name=_ident(name, f"{where} field"),
+            label=_text(spec.get("label"), f"{where} field {name}"),
+            type=str(spec.get("type", "string")),
+            restricted=bool(spec.get("restricted", False)),
+        ))
+    if not fields:
+        raise ConfigError(f"{where}: chưa khai báo trường nào", f"{where}: declares no fields")
+    names = {f.name for f in fields}
+    id_field = _ident(raw.get("id_field", "id"), f"{where} id_field")
+    temporal = raw.get("temporal_field")
+    if temporal is not None and temporal not in names:
+        raise ConfigError(f"{where}: temporal_field phải là một trường đã khai báo",
+                          f"{where}: temporal_field must be a declared field")
+    style_raw = raw.get("style") or {}
+    popup = tuple(style_raw.get("popup") or [])
+    for name in popup:
+        if name not in names or next(f for f in fields if f.name == name).restricted:
+            raise ConfigError(f"{where}: popup chỉ được dùng trường công khai ({name})",
+                              f"{where}: popup may only show public fields ({name})")
+    label_field = style_raw.get("label_field")
+    if label_field is not None and label_field not in names:
+        raise ConfigError(f"{where}: label_field chưa khai báo", f"{where}: label_field {label_field!r} undeclared")
+    style = Style(
+        color=str(style_raw.get("color", "#3388ff")),
+        fill_color=str(style_raw.get("fill_color", style_raw.get("color", "#3388ff"))),
+        fill_opacity=float(style_raw.get("fill_opacity", 0.3)),
+        weight=float(style_raw.get("weight", 2)),
+        icon=style_raw.get("icon"),
+        popup=popup,
+        label_field=label_field,
+    )
+    return Layer(
+        id=layer_id,
+        table=_ident(raw.get("table", layer_id), f"{where} table"),
+        title=_text(raw.get("title"), f"{where} title"),
+        description=_text(raw.get("description"), f"{where} description"),
+        theme=theme,
+        geometry_type=geometry_type,
+        geometry_column=_ident(raw.get("geometry_column", "geom"), f"{where} geometry_column"),
+        id_field=id_field,
+        fields=tuple(fields),
+        temporal_field=temporal,
+        keywords=tuple(str(k) for k in raw.get("keywords") or ()),
+        style=style,
+        public=bool(raw.get("public", True)),
+        order=int(raw.get("order", 999)),
+        path=path,
+    )
+
+
+class Registry:
+    """All layers, in a stable order (the `order` key of each file, then id)."""
+
+    def __init__(self, layers: list[Layer]):
+        self._layers = {layer.id: layer for layer in layers}
+
+    @classmethod
+    def load(cls, directory: Path) -> Registry:
+        files = sorted(directory.glob("*.yml"))
+        if not files:
+            raise ConfigError(f"Không có lớp nào trong {directory}", f"No layers in {directory}")
+        layers = [parse_layer(p) for p in files]
+        return cls(sorted(layers, key=lambda layer: (layer.order, layer.id)))
+
+    def __iter__(self):
+        return iter(self._layers.values())
+
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    def __getitem__(self, layer_id: str) -> Layer:
+        try:
+            return self._layers[layer_id]
+        except KeyError:
+            raise KeyError(layer_id) from None
+
+    def published(self) -> list[Layer]:
+        return [layer for layer in self if layer.public]

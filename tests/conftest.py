@@ -1,0 +1,147 @@
+"""A throwaway PostGIS cluster for the whole session, a migrated template database cloned for
+each test, one demo database and one running server shared by the HTTP and browser tests."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from gis_core.cluster import Cluster
+from gis_core.db import with_dbname
+from gis_core.migrate import migrate
+from gis_core.settings import PROJECT_ROOT, Settings
+
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def tmp_root():
+    root = Path(tempfile.mkdtemp(prefix="iocgis-test-"))
+    root.chmod(0o755)  # the unprivileged server user must reach its data dir inside
+    yield root
+    subprocess.run(["rm", "-rf", str(root)], check=False)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster(tmp_root):
+    cluster = Cluster(root=tmp_root / "pg", port=free_port())
+    cluster.root.mkdir()
+    (cluster.root / "THROWAWAY").touch()
+    cluster.up()
+    yield cluster
+    cluster.stop()
+
+
+def _create_db(admin_url: str, name: str, template: str | None = None) -> str:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        if template:
+            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template)))
+        else:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return with_dbname(admin_url, name)
+
+
+def _drop_db(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def admin_url(pg_cluster) -> str:
+    return with_dbname(pg_cluster.url, "postgres")
+
+
+@pytest.fixture(scope="session")
+def template_db(admin_url) -> str:
+    """A database migrated once; every test database is a copy of it."""
+    url = _create_db(admin_url, "iocgis_template")
+    with psycopg.connect(url) as conn:
+        migrate(conn, Settings().migrations_dir)
+    return "iocgis_template"
+
+
+_counter = itertools.count()
+
+
+@pytest.fixture
+def db_url(admin_url, template_db):
+    name = f"iocgis_test_{os.getpid()}_{next(_counter)}"
+    url = _create_db(admin_url, name, template=template_db)
+    yield url
+    _drop_db(admin_url, name)
+
+
+@pytest.fixture
+def conn(db_url):
+    with psycopg.connect(db_url) as connection:
+        yield connection
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_root) -> Settings:
+    return Settings(database_url="postgresql://unused", var_dir=tmp_root / "var", port=free_port())
+
+
+@pytest.fixture(scope="session")
+def demo_url(admin_url, template_db, tmp_root) -> str:
+    """One database with the demo province loaded, shared read-only by the HTTP tests."""
+    from gis_core.demo import load_demo
+
+    url = _create_db(admin_url, "iocgis_demo", template=template_db)
+    demo_settings = Settings(database_url=url, var_dir=tmp_root / "var")
+    with psycopg.connect(url) as connection:
+        load_demo(connection, demo_settings)
+    return url
+
+
+@pytest.fixture(scope="session")
+def server(demo_url, tmp_root):
+    """`iocgis serve` in its own process, as a user would start it."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": demo_url, "IOCGIS_PORT": str(port),
+           "IOCGIS_VAR_DIR": str(tmp_root / "var")}
+    log = open(tmp_root / "server.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "gis_core.cli", "serve"], env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/ogc/collections?f=json", timeout=5) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("server did not start:\n" + (tmp_root / "server.log").read_text())
+        time.sleep(0.3)
+    yield base
+    proc.terminate()
+    proc.wait(10)
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

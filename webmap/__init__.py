@@ -1,0 +1,34 @@
+"""The one Flask app: pages at /, OGC APIs (pygeoapi) at /ogc, local assets at /vendor."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify
+
+from gis_core.db import Database
+from gis_core.errors import IocgisError
+from gis_core.registry import Registry
+from gis_core.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config["IOCGIS_SETTINGS"] = settings
+    app.json.ensure_ascii = False  # Vietnamese stays readable in JSON
+
+    registry = Registry.load(settings.layers_dir)
+    database = Database.from_settings(settings)
+    database.open()
+    app.extensions["iocgis"] = {"settings": settings, "registry": registry, "db": database}
+
+    from . import assets, ogc, pages
+
+    app.register_blueprint(assets.blueprint(settings))
+    app.register_blueprint(ogc.blueprint(settings), url_prefix="/ogc")
+    app.register_blueprint(pages.blueprint)
+
+    @app.errorhandler(IocgisError)
+    def _iocgis_error(exc: IocgisError):
+        return jsonify(exc.to_dict()), exc.status
+
+    return app
