@@ -96,6 +96,14 @@ def conn(db_url):
         yield connection
 
 
+@pytest.fixture
+def empty_db(admin_url):
+    """An empty database (no migrations), for tests of the migrator itself."""
+    name = f"iocgis_empty_{os.getpid()}_{next(_counter)}"
+    yield _create_db(admin_url, name)
+    _drop_db(admin_url, name)
+
+
 @pytest.fixture(scope="session")
 def settings(tmp_root) -> Settings:
     return Settings(database_url="postgresql://unused", var_dir=tmp_root / "var", port=free_port())

@@ -4,12 +4,14 @@ globals (its own flask_app reads PYGEOAPI_CONFIG when imported)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
-from flask import Blueprint, Response, make_response, request
-from pygeoapi.api import API, APIRequest, apply_gzip
+import pygeoapi
 import pygeoapi.api as core_api
 import pygeoapi.api.itemtypes as itemtypes_api
 import pygeoapi.api.tiles as tiles_api
+from flask import Blueprint, Response, make_response, request
+from pygeoapi.api import API, APIRequest, apply_gzip
 from pygeoapi.openapi import get_oas
 
 from gis_core import ogc_config
@@ -19,7 +21,9 @@ from gis_core.settings import Settings
 def blueprint(settings: Settings) -> Blueprint:
     config = ogc_config.load(settings.pygeoapi_config, settings)
     api = API(config, get_oas(config))
-    bp = Blueprint("ogc", __name__)
+    # pygeoapi's HTML pages link their own CSS and images under /ogc/static.
+    bp = Blueprint("ogc", __name__, static_folder=Path(pygeoapi.__file__).parent / "static",
+                   static_url_path="/static")
 
     def run(function: Callable, *args, check_format: bool = True) -> Response:
         api_request = APIRequest.from_flask(request, api.locales)
