@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +23,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     public_url: str | None = None
+    # An online tile URL ({z}/{x}/{y}) for the web map; None keeps the map offline-capable.
+    basemap_url: str | None = None
     layers_dir: Path = PROJECT_ROOT / "layers"
     migrations_dir: Path = PROJECT_ROOT / "postgis" / "migrations"
     pygeoapi_config: Path = PROJECT_ROOT / "pygeoapi-config.yml"
@@ -30,29 +32,17 @@ class Settings:
     data_dir: Path = PROJECT_ROOT / "data"
     pool_min: int = 1
     pool_max: int = 10
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         kwargs: dict = {}
-        if env.get("DATABASE_URL"):
-            kwargs["database_url"] = env["DATABASE_URL"]
-        if env.get("IOCGIS_VAR_DIR"):
-            kwargs["var_dir"] = Path(env["IOCGIS_VAR_DIR"]).resolve()
-        for name, key in (("pg_port", "IOCGIS_PG_PORT"), ("port", "IOCGIS_PORT"),
-                          ("pool_min", "IOCGIS_POOL_MIN"), ("pool_max", "IOCGIS_POOL_MAX")):
+        for key, (name, parse) in ENV_VARS.items():
             if env.get(key):
                 try:
-                    kwargs[name] = int(env[key])
+                    kwargs[name] = parse(env[key])
                 except ValueError:
-                    raise ValueError(f"{key} must be a whole number, not {env[key]!r}") from None
-        if env.get("IOCGIS_HOST"):
-            kwargs["host"] = env["IOCGIS_HOST"]
-        if env.get("IOCGIS_PUBLIC_URL"):
-            kwargs["public_url"] = env["IOCGIS_PUBLIC_URL"].rstrip("/")
-        if env.get("IOCGIS_ASSETS_DIR"):
-            kwargs["assets_dir"] = Path(env["IOCGIS_ASSETS_DIR"]).resolve()
+                    raise ValueError(f"{key}: invalid value {env[key]!r}") from None
         return cls(**kwargs)
 
     @property
@@ -67,3 +57,23 @@ class Settings:
     @property
     def raster_dir(self) -> Path:
         return self.var_dir / "rasters"
+
+
+def _path(value: str) -> Path:
+    return Path(value).resolve()
+
+
+# Every environment variable IOC-GIS reads, and the setting it fills (docker-compose is checked
+# against this table).
+ENV_VARS: dict[str, tuple[str, Callable[[str], object]]] = {
+    "DATABASE_URL": ("database_url", str),
+    "IOCGIS_VAR_DIR": ("var_dir", _path),
+    "IOCGIS_PG_PORT": ("pg_port", int),
+    "IOCGIS_HOST": ("host", str),
+    "IOCGIS_PORT": ("port", int),
+    "IOCGIS_PUBLIC_URL": ("public_url", lambda v: v.rstrip("/")),
+    "IOCGIS_ASSETS_DIR": ("assets_dir", _path),
+    "IOCGIS_POOL_MIN": ("pool_min", int),
+    "IOCGIS_POOL_MAX": ("pool_max", int),
+    "IOCGIS_BASEMAP_URL": ("basemap_url", str),
+}

@@ -153,3 +153,12 @@ def server(demo_url, tmp_root):
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A skipped test hides a missing install step: the run fails on any skip."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if skipped and session.exitstatus == 0:
+        reporter.write_line(f"FAILED: {len(skipped)} test(s) skipped; IOC-GIS allows no skips.", red=True)
+        session.exitstatus = 1

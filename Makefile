@@ -1,0 +1,31 @@
+# Two commands: `make demo` (set up, start PostGIS, load Lào Cai, serve) and `make test`.
+.PHONY: setup demo test lint config db-up db-down clean
+
+IOCGIS := .venv/bin/iocgis
+
+setup:
+	@scripts/setup.sh
+
+demo: setup
+	@$(IOCGIS) db up
+	@$(IOCGIS) db migrate
+	@$(IOCGIS) demo load
+	@$(IOCGIS) serve
+
+test: setup
+	.venv/bin/python -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	.venv/bin/ruff check gis_core webmap etl tests bench
+
+config: setup
+	@$(IOCGIS) layers config
+
+db-up: setup
+	@$(IOCGIS) db up
+
+db-down:
+	@$(IOCGIS) db down
+
+clean: db-down
+	rm -rf var test-artifacts
