@@ -16,7 +16,7 @@ test: setup
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
 lint: setup
-	.venv/bin/ruff check gis_core webmap etl tests bench
+	.venv/bin/ruff check gis_core webmap tests bench
 
 config: setup
 	@$(IOCGIS) layers config
