@@ -1,5 +1,5 @@
 # Two commands: `make demo` (set up, start PostGIS, load Lào Cai, serve) and `make test`.
-.PHONY: setup demo test lint config db-up db-down clean
+.PHONY: setup demo test bench lint config db-up db-down clean
 
 IOCGIS := .venv/bin/iocgis
 
@@ -13,7 +13,11 @@ demo: setup
 	@$(IOCGIS) serve
 
 test: setup
+	.venv/bin/ruff check gis_core webmap tests bench
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	.venv/bin/python bench/ogc_items.py
 
 lint: setup
 	.venv/bin/ruff check gis_core webmap tests bench

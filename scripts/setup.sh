@@ -60,7 +60,7 @@ stamp=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ "$(cat .venv/.iocgis-installed 2>/dev/null)" != "$stamp" ]; then
   say "installing the project and its Python packages into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[test]'
+  .venv/bin/python -m pip install -q -e '.[test,bench]'
   echo "$stamp" > .venv/.iocgis-installed
 fi
 
