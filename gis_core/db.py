@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
+from sqlalchemy import Engine, create_engine
 
 from .cluster import managed_cluster
 from .errors import ClusterError, DatabaseUnavailable
@@ -44,7 +45,8 @@ def connect(url: str, **kwargs) -> psycopg.Connection:
 
 
 class Database:
-    """A pool of connections; one is lent per request or per command."""
+    """A pool of psycopg connections for tuned SQL (one lent per request or command), and a small
+    SQLAlchemy engine for queries written against the typed models in `models.py`."""
 
     def __init__(self, url: str, min_size: int = 1, max_size: int = 10):
         self.url = url
@@ -52,6 +54,10 @@ class Database:
             url, min_size=min_size, max_size=max_size, open=False, timeout=5,
             kwargs={"application_name": "iocgis"},
             check=ConnectionPool.check_connection,
+        )
+        self.engine: Engine = create_engine(
+            sqlalchemy_url(url), pool_size=2, max_overflow=3, pool_pre_ping=True, pool_timeout=5,
+            connect_args={"application_name": "iocgis-orm"},
         )
 
     @classmethod
@@ -63,6 +69,7 @@ class Database:
 
     def close(self) -> None:
         self.pool.close()
+        self.engine.dispose()
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:

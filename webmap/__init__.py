@@ -21,9 +21,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     database.open()
     app.extensions["iocgis"] = {"settings": settings, "registry": registry, "db": database}
 
-    from . import assets, ogc, pages
+    from . import api, assets, ogc, pages
 
     app.register_blueprint(assets.blueprint(settings))
+    app.register_blueprint(api.blueprint)
     app.register_blueprint(ogc.blueprint(settings), url_prefix="/ogc")
     app.register_blueprint(pages.blueprint)
 
