@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from pygeoapi.crs import get_transform_from_spec
+from pygeoapi.provider.base import ProviderItemNotFoundError
 from pygeoapi.provider.sql import GenericSQLProvider, PostgreSQLProvider
+from sqlalchemy.orm import Session
 
 # JSON-schema type and format per Python type of a column; the stock map lacks date and arrays.
 JSON_TYPES: dict[type, tuple[str, str | None]] = {
@@ -43,3 +46,29 @@ class RegistryPostgreSQLProvider(PostgreSQLProvider):
             json_type, json_format = JSON_TYPES.get(python_type, ("string", None))
             self._fields[column.name] = {"type": json_type, "format": json_format}
         return self._fields
+
+    def get(self, identifier, crs_transform_spec=None, **kwargs):
+        # The stock get() hands the URL's text id to the database; psycopg 3 sends it typed as
+        # text and PostgreSQL will not compare bigint = text. So: the id in the column's own type.
+        column = getattr(self.table_model, self.id_field)
+        key = identifier
+        if column.type.python_type is int:
+            try:
+                key = int(identifier)
+            except (TypeError, ValueError):
+                raise ProviderItemNotFoundError(f"No such item: {self.id_field}={identifier}.") from None
+            if not -(2**63) <= key < 2**63:
+                raise ProviderItemNotFoundError(f"No such item: {self.id_field}={identifier}.")
+        with Session(self._engine) as session:
+            item = session.get(self.table_model, key)
+            if item is None:
+                raise ProviderItemNotFoundError(f"No such item: {self.id_field}={identifier}.")
+            feature = self._sqlalchemy_to_feature(item, get_transform_from_spec(crs_transform_spec))
+            if self.properties:
+                feature["properties"] = {k: v for k, v in feature["properties"].items()
+                                         if k in self.properties}
+            previous = (session.query(column).filter(column < key).order_by(column.desc()).first())
+            following = (session.query(column).filter(column > key).order_by(column.asc()).first())
+            feature["prev"] = previous[0] if previous else key
+            feature["next"] = following[0] if following else key
+        return feature
