@@ -2,7 +2,7 @@
 
   raw      the floor: PostGIS builds the page's GeoJSON itself, one query
   stock    pygeoapi's own PostgreSQL provider (SQLAlchemy + psycopg2), in process
-  ours     our registry provider (the stock one on psycopg 3, public fields only), in process
+  ours     our FastPostGISProvider (PostGIS builds the GeoJSON, pooled psycopg 3), in process
   http     the whole /ogc/collections/<layer>/items request through the Flask app
 
 Prints the median per way and its ratio to the floor. The machine is shared and noisy: read the
@@ -22,7 +22,7 @@ import psycopg
 from psycopg import sql
 
 from gis_core.db import database_url, sqlalchemy_url
-from gis_core.ogc_provider import RegistryPostgreSQLProvider
+from gis_core.ogc_provider import FastPostGISProvider
 from gis_core.registry import Registry
 from gis_core.settings import Settings
 
@@ -69,7 +69,7 @@ def main() -> None:
     from pygeoapi.provider.sql import PostgreSQLProvider
 
     stock = PostgreSQLProvider({**provider_def, "data": sqlalchemy_url(url).replace("+psycopg", "+psycopg2")})
-    ours = RegistryPostgreSQLProvider({**provider_def, "data": sqlalchemy_url(url)})
+    ours = FastPostGISProvider({**provider_def, "data": url})
 
     from webmap import create_app
 

@@ -1,74 +1,232 @@
-"""pygeoapi's PostgreSQL provider, held to the registry: psycopg 3 as driver, and only the
-layer's public fields in schemas and queryables (the stock provider lists every column)."""
+"""Our pygeoapi feature provider: PostGIS builds each page's GeoJSON, connections come from a
+psycopg pool, and only the registry's public fields can be read, filtered or sorted on.
+
+pygeoapi makes a provider object per request, so what is costly — the pool and the catalog of the
+table — is kept per (database, table) for the life of the process.
+"""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import threading
 
-from pygeoapi.crs import get_transform_from_spec
-from pygeoapi.provider.base import ProviderItemNotFoundError
-from pygeoapi.provider.sql import GenericSQLProvider, PostgreSQLProvider
-from sqlalchemy.orm import Session
+import psycopg
+import pyproj
+from psycopg import sql
+from psycopg_pool import ConnectionPool, PoolTimeout
+from pygeoapi.provider.base import (
+    BaseProvider,
+    ProviderConnectionError,
+    ProviderInvalidQueryError,
+    ProviderItemNotFoundError,
+)
 
-# JSON-schema type and format per Python type of a column; the stock map lacks date and arrays.
-JSON_TYPES: dict[type, tuple[str, str | None]] = {
-    bool: ("boolean", None),
-    int: ("integer", None),
-    float: ("number", None),
-    str: ("string", None),
-    datetime: ("string", "date-time"),
-    date: ("string", "date"),
-    list: ("array", None),
-    dict: ("object", None),
-}
+from . import features_sql as fsql
+from .errors import InvalidParameter
+
+# numberMatched is exact when counting is cheap: below this many rows (estimated), or always when
+# a layer declares `count: exact`; above it the page says nothing rather than count a million rows.
+CHEAP_COUNT_ROWS = 200_000
+
+_lock = threading.Lock()
+_pools: dict[str, ConnectionPool] = {}
+_catalogs: dict[tuple[str, str], fsql.Catalog] = {}
+
+CATALOG_SQL = """
+SELECT a.attname, format_type(a.atttypid, a.atttypmod),
+       coalesce(postgis_typmod_srid(a.atttypmod), 0) AS srid, a.atttypid = 'geometry'::regtype AS is_geom
+FROM pg_attribute a
+WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum"""
+
+ESTIMATE_SQL = "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = to_regclass(%s)"
 
 
-class RegistryPostgreSQLProvider(PostgreSQLProvider):
+def _pool(url: str) -> ConnectionPool:
+    with _lock:
+        pool = _pools.get(url)
+        if pool is None:
+            pool = ConnectionPool(url, min_size=1, max_size=8, timeout=5, open=True,
+                                  kwargs={"application_name": "iocgis-ogc", "autocommit": True},
+                                  check=ConnectionPool.check_connection)
+            _pools[url] = pool
+        return pool
+
+
+def _plain_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    return f"postgresql://{rest}" if sep and scheme.startswith("postgresql+") else url
+
+
+class FastPostGISProvider(BaseProvider):
     def __init__(self, provider_def: dict):
-        GenericSQLProvider.__init__(
-            self, provider_def, "postgresql+psycopg",
-            {"client_encoding": "utf8", "application_name": "iocgis-ogc"},
+        super().__init__(provider_def)
+        self.url = _plain_url(provider_def["data"])
+        self.table = provider_def["table"]
+        self.id_field = provider_def["id_field"]
+        self.geom = provider_def.get("geom_field", "geom")
+        self.count_mode = str(provider_def.get("count_mode", "auto"))
+        self.catalog = self._catalog(provider_def)
+        self.get_fields()
+
+    # -- catalog ---------------------------------------------------------------------------------
+
+    def _catalog(self, provider_def: dict) -> fsql.Catalog:
+        key = (self.url, self.table)
+        with _lock:
+            found = _catalogs.get(key)
+        if found is not None:
+            return found
+        with self._connection() as conn:
+            rows = conn.execute(CATALOG_SQL, (self.table,)).fetchall()
+            estimate = conn.execute(ESTIMATE_SQL, (self.table,)).fetchone()
+        if not rows:
+            raise ProviderConnectionError(f"table {self.table} not found")
+        types = {name: (pg_type, srid, is_geom) for name, pg_type, srid, is_geom in rows}
+        if self.geom not in types or not types[self.geom][2]:
+            raise ProviderConnectionError(f"{self.table}.{self.geom} is not a geometry column")
+        public = [p for p in (self.properties or [n for n in types if not types[n][2]]) if p != self.id_field]
+        missing = [p for p in public if p not in types]
+        if missing:
+            raise ProviderConnectionError(f"{self.table}: no columns {missing}")
+        catalog = fsql.Catalog(
+            table=self.table,
+            id_column=fsql.Column(self.id_field, types[self.id_field][0]),
+            geometry=self.geom,
+            srid=types[self.geom][1] or 4326,
+            columns=tuple(fsql.Column(p, types[p][0]) for p in public),
+            time_field=self.time_field,
+            estimated_rows=int(estimate[0]) if estimate else 0,
         )
+        with _lock:
+            _catalogs[key] = catalog
+        return catalog
+
+    def _connection(self):
+        try:
+            return _pool(self.url).connection()
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise ProviderConnectionError("database unavailable") from exc
 
     def get_fields(self) -> dict:
-        if self._fields:
-            return self._fields
-        allowed = set(self.properties or ()) | {self.id_field}
-        for column in self.table_model.__table__.columns:
-            if column.name == self.geom or (self.properties and column.name not in allowed):
-                continue
-            try:
-                python_type = column.type.python_type
-            except NotImplementedError:
-                python_type = str
-            if python_type.__name__ == "Decimal":
-                python_type = float
-            json_type, json_format = JSON_TYPES.get(python_type, ("string", None))
-            self._fields[column.name] = {"type": json_type, "format": json_format}
+        if not self._fields:
+            for column in self.catalog.columns:
+                json_type, json_format = column.json_type
+                self._fields[column.name] = {"type": json_type, "format": json_format}
         return self._fields
 
+    # -- reading ---------------------------------------------------------------------------------
+
+    def _output(self, crs_transform_spec) -> tuple[int | None, bool]:
+        """Target SRID and whether its first axis is latitude (EPSG:4326 by URI, not CRS84)."""
+        if crs_transform_spec is None:
+            return None, False
+        target = pyproj.CRS.from_user_input(crs_transform_spec.target_crs_uri)
+        srid = target.to_epsg()
+        if srid is None:
+            raise ProviderInvalidQueryError("crs has no EPSG code")
+        flip = target.axis_info[0].direction.lower() == "north" and not crs_transform_spec.always_xy
+        return srid, flip
+
+    def _columns(self, select_properties) -> tuple[fsql.Column, ...]:
+        if not select_properties:
+            return self.catalog.columns
+        return tuple(self.catalog.column(p, "properties") for p in select_properties if p != self.id_field)
+
+    def _where(self, bbox, datetime_, properties, filterq) -> fsql.Clause:
+        return fsql.and_all(
+            fsql.bbox_clause(self.catalog, bbox),
+            fsql.datetime_clause(self.catalog, datetime_),
+            fsql.property_clause(self.catalog, properties),
+            self._cql_clause(filterq),
+        )
+
+    def _cql_clause(self, filterq) -> fsql.Clause:
+        if not filterq:
+            return sql.SQL("TRUE"), {}
+        from .cql import to_where
+
+        return to_where(filterq, self.catalog)
+
+    def _matched(self, conn, where: fsql.Clause) -> int | None:
+        """An exact count when it is cheap or the layer asks for one; otherwise none at all."""
+        if self.count_mode == "none":
+            return None
+        if self.count_mode == "exact" or self.catalog.estimated_rows <= CHEAP_COUNT_ROWS:
+            return self._exact(conn, where)
+        return None
+
+    def query(self, offset=0, limit=10, resulttype="results", bbox=[], datetime_=None, properties=[],  # noqa: B006
+              sortby=[], select_properties=[], skip_geometry=False, q=None, filterq=None,  # noqa: B006
+              crs_transform_spec=None, **kwargs):
+        try:
+            target_srid, flip = self._output(crs_transform_spec)
+            columns = self._columns(select_properties)
+            where = self._where(bbox, datetime_, properties, filterq)
+            page = fsql.PageQuery(
+                where=where,
+                order=fsql.order_clause(self.catalog, sortby),
+                geometry=(sql.SQL("NULL::json") if skip_geometry
+                          else fsql.geometry_expression(self.catalog, target_srid, flip)),
+                properties=fsql.properties_expression(columns),
+                columns=columns,
+            )
+            with self._connection() as conn:
+                matched = self._matched(conn, where)
+                response: dict = {"type": "FeatureCollection", "features": [], "numberReturned": 0}
+                if matched is not None:
+                    response["numberMatched"] = matched
+                if resulttype == "hits":
+                    response["numberMatched"] = matched if matched is not None else self._exact(conn, where)
+                    return response
+                statement, params = fsql.page_sql(self.catalog, page, int(limit), int(offset))
+                features = conn.execute(statement, params).fetchone()[0]
+        except InvalidParameter as exc:
+            raise ProviderInvalidQueryError(user_msg=f"{exc.message_vi} / {exc.message_en}") from None
+        except (psycopg.errors.DataError, psycopg.errors.InternalError_) as exc:
+            # Values the database cannot take (a malformed filter geometry, a date out of range)
+            # are the client's mistake; anything else is ours and stays a 500.
+            if isinstance(exc, psycopg.errors.InternalError_) and "geometry" not in str(exc):
+                raise
+            detail = exc.diag.message_primary
+            raise ProviderInvalidQueryError(user_msg=f"Giá trị không hợp lệ / invalid value: {detail}") from None
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise ProviderConnectionError("database unavailable") from exc
+        response["features"] = features
+        response["numberReturned"] = len(features)
+        return response
+
+    def _exact(self, conn, where: fsql.Clause) -> int:
+        query, params = fsql.count_sql(self.catalog, where)
+        return conn.execute(query, params).fetchone()[0]
+
     def get(self, identifier, crs_transform_spec=None, **kwargs):
-        # The stock get() hands the URL's text id to the database; psycopg 3 sends it typed as
-        # text and PostgreSQL will not compare bigint = text. So: the id in the column's own type.
-        column = getattr(self.table_model, self.id_field)
-        key = identifier
-        if column.type.python_type is int:
+        key = self._typed_id(identifier)
+        target_srid, flip = self._output(crs_transform_spec)
+        statement, params = fsql.one_sql(
+            self.catalog, fsql.geometry_expression(self.catalog, target_srid, flip),
+            fsql.properties_expression(self.catalog.columns), key)
+        try:
+            with self._connection() as conn:
+                row = conn.execute(statement, params).fetchone()
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise ProviderConnectionError("database unavailable") from exc
+        if row is None:
+            raise ProviderItemNotFoundError(f"No such item: {self.id_field}={identifier}.")
+        feature, previous, following = row
+        feature["prev"] = previous if previous is not None else key
+        feature["next"] = following if following is not None else key
+        return feature
+
+    def _typed_id(self, identifier):
+        """URLs carry ids as text; compare them in the column's own type."""
+        pg_type = self.catalog.id_column.pg_type
+        if pg_type in ("smallint", "integer", "bigint"):
             try:
                 key = int(identifier)
             except (TypeError, ValueError):
                 raise ProviderItemNotFoundError(f"No such item: {self.id_field}={identifier}.") from None
             if not -(2**63) <= key < 2**63:
                 raise ProviderItemNotFoundError(f"No such item: {self.id_field}={identifier}.")
-        with Session(self._engine) as session:
-            item = session.get(self.table_model, key)
-            if item is None:
-                raise ProviderItemNotFoundError(f"No such item: {self.id_field}={identifier}.")
-            feature = self._sqlalchemy_to_feature(item, get_transform_from_spec(crs_transform_spec))
-            if self.properties:
-                feature["properties"] = {k: v for k, v in feature["properties"].items()
-                                         if k in self.properties}
-            previous = (session.query(column).filter(column < key).order_by(column.desc()).first())
-            following = (session.query(column).filter(column > key).order_by(column.asc()).first())
-            feature["prev"] = previous[0] if previous else key
-            feature["next"] = following[0] if following else key
-        return feature
+            return key
+        return str(identifier)
+
