@@ -17,6 +17,8 @@ from .registry import Layer, Registry
 from .settings import Settings
 
 PROVIDER = "gis_core.ogc_provider.FastPostGISProvider"
+TILE_PROVIDER = "gis_core.tiles.FastMVTProvider"
+DATA = "${IOCGIS_OGC_DATABASE_URL:-postgresql://iocgis@127.0.0.1:54329/iocgis}"
 EPSG = "http://www.opengis.net/def/crs/EPSG/0/{}"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 # Output and bbox CRSs: WGS 84 both ways round, Web Mercator, VN-2000 geographic and its TM-3
@@ -36,7 +38,7 @@ def _collection(layer: Layer) -> dict:
     provider = {
         "type": "feature",
         "name": PROVIDER,
-        "data": "${IOCGIS_OGC_DATABASE_URL:-postgresql://iocgis@127.0.0.1:54329/iocgis}",
+        "data": DATA,
         "table": layer.table,
         "id_field": layer.id_field,
         "geom_field": layer.geometry_column,
@@ -47,6 +49,22 @@ def _collection(layer: Layer) -> dict:
     }
     if layer.temporal_field:
         provider["time_field"] = layer.temporal_field
+    tiles = {
+        "type": "tile",
+        "name": TILE_PROVIDER,
+        "data": DATA,
+        "table": layer.table,
+        "id_field": layer.id_field,
+        "geom_field": layer.geometry_column,
+        "properties": [name for name in layer.tiles.attributes if name != layer.id_field],
+        "options": {
+            "zoom": {"min": layer.tiles.min_zoom, "max": layer.tiles.max_zoom},
+            "schemes": ["WebMercatorQuad"],
+            "version_table": layer.base_table,
+            "cluster_below": layer.tiles.cluster_below,
+        },
+        "format": {"name": "pbf", "mimetype": "application/vnd.mapbox-vector-tile"},
+    }
     return {
         "type": "collection",
         "title": {"vi": layer.title.vi, "en": layer.title.en},
@@ -54,7 +72,7 @@ def _collection(layer: Layer) -> dict:
         "keywords": list(layer.keywords),
         "extents": {"spatial": {"bbox": PROVINCE_BBOX,
                                 "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}},
-        "providers": [provider],
+        "providers": [provider, tiles],
     }
 
 

@@ -29,7 +29,7 @@ CHEAP_COUNT_ROWS = 200_000
 
 _lock = threading.Lock()
 _pools: dict[str, ConnectionPool] = {}
-_catalogs: dict[tuple[str, str], fsql.Catalog] = {}
+_catalogs: dict[tuple, fsql.Catalog] = {}
 
 CATALOG_SQL = """
 SELECT a.attname, format_type(a.atttypid, a.atttypmod),
@@ -52,60 +52,67 @@ def _pool(url: str) -> ConnectionPool:
         return pool
 
 
-def _plain_url(url: str) -> str:
+def plain_url(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     return f"postgresql://{rest}" if sep and scheme.startswith("postgresql+") else url
+
+
+def connection(url: str):
+    """A pooled connection (context manager) to the database behind a provider."""
+    return _pool(url).connection()
+
+
+def catalog_for(url: str, table: str, id_field: str, geom: str, properties: list[str] | None,
+                time_field: str | None = None) -> fsql.Catalog:
+    """The table as the database describes it, cut to `properties`; looked up once per process."""
+    key = (url, table, tuple(properties or ()))
+    with _lock:
+        found = _catalogs.get(key)
+    if found is not None:
+        return found
+    try:
+        with connection(url) as conn:
+            rows = conn.execute(CATALOG_SQL, (table,)).fetchall()
+            estimate = conn.execute(ESTIMATE_SQL, (table,)).fetchone()
+    except (PoolTimeout, psycopg.OperationalError) as exc:
+        raise ProviderConnectionError("database unavailable") from exc
+    if not rows:
+        raise ProviderConnectionError(f"table {table} not found")
+    types = {name: (pg_type, srid, is_geom) for name, pg_type, srid, is_geom in rows}
+    if geom not in types or not types[geom][2]:
+        raise ProviderConnectionError(f"{table}.{geom} is not a geometry column")
+    public = [p for p in (properties or [n for n in types if not types[n][2]]) if p != id_field]
+    missing = [p for p in public if p not in types]
+    if missing:
+        raise ProviderConnectionError(f"{table}: no columns {missing}")
+    catalog = fsql.Catalog(
+        table=table,
+        id_column=fsql.Column(id_field, types[id_field][0]),
+        geometry=geom,
+        srid=types[geom][1] or 4326,
+        columns=tuple(fsql.Column(p, types[p][0]) for p in public),
+        time_field=time_field,
+        estimated_rows=int(estimate[0]) if estimate else 0,
+    )
+    with _lock:
+        _catalogs[key] = catalog
+    return catalog
 
 
 class FastPostGISProvider(BaseProvider):
     def __init__(self, provider_def: dict):
         super().__init__(provider_def)
-        self.url = _plain_url(provider_def["data"])
+        self.url = plain_url(provider_def["data"])
         self.table = provider_def["table"]
         self.id_field = provider_def["id_field"]
         self.geom = provider_def.get("geom_field", "geom")
         self.count_mode = str(provider_def.get("count_mode", "auto"))
-        self.catalog = self._catalog(provider_def)
+        self.catalog = catalog_for(self.url, self.table, self.id_field, self.geom, self.properties,
+                                   self.time_field)
         self.get_fields()
 
-    # -- catalog ---------------------------------------------------------------------------------
-
-    def _catalog(self, provider_def: dict) -> fsql.Catalog:
-        key = (self.url, self.table)
-        with _lock:
-            found = _catalogs.get(key)
-        if found is not None:
-            return found
-        with self._connection() as conn:
-            rows = conn.execute(CATALOG_SQL, (self.table,)).fetchall()
-            estimate = conn.execute(ESTIMATE_SQL, (self.table,)).fetchone()
-        if not rows:
-            raise ProviderConnectionError(f"table {self.table} not found")
-        types = {name: (pg_type, srid, is_geom) for name, pg_type, srid, is_geom in rows}
-        if self.geom not in types or not types[self.geom][2]:
-            raise ProviderConnectionError(f"{self.table}.{self.geom} is not a geometry column")
-        public = [p for p in (self.properties or [n for n in types if not types[n][2]]) if p != self.id_field]
-        missing = [p for p in public if p not in types]
-        if missing:
-            raise ProviderConnectionError(f"{self.table}: no columns {missing}")
-        catalog = fsql.Catalog(
-            table=self.table,
-            id_column=fsql.Column(self.id_field, types[self.id_field][0]),
-            geometry=self.geom,
-            srid=types[self.geom][1] or 4326,
-            columns=tuple(fsql.Column(p, types[p][0]) for p in public),
-            time_field=self.time_field,
-            estimated_rows=int(estimate[0]) if estimate else 0,
-        )
-        with _lock:
-            _catalogs[key] = catalog
-        return catalog
-
     def _connection(self):
-        try:
-            return _pool(self.url).connection()
-        except (PoolTimeout, psycopg.OperationalError) as exc:
-            raise ProviderConnectionError("database unavailable") from exc
+        return connection(self.url)
 
     def get_fields(self) -> dict:
         if not self._fields:

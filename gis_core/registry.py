@@ -42,6 +42,15 @@ class Style:
 
 
 @dataclass(frozen=True)
+class Tiles:
+    min_zoom: int
+    max_zoom: int
+    cluster_below: int     # point layers: aggregated into counted cells below this zoom
+    basemap: bool          # drawn in the combined offline base-map tileset
+    attributes: tuple[str, ...]  # public fields carried in tiles: short ones, tiles must stay small
+
+
+@dataclass(frozen=True)
 class Layer:
     id: str
     table: str
@@ -57,6 +66,8 @@ class Layer:
     style: Style
     public: bool
     order: int
+    base_table: str        # the table behind a view: its writes are what change this layer
+    tiles: Tiles
     path: Path
 
     @property
@@ -135,9 +146,24 @@ def parse_layer(path: Path) -> Layer:
         popup=popup,
         label_field=label_field,
     )
+    tiles_raw = raw.get("tiles") or {}
+    tiles = Tiles(
+        min_zoom=int(tiles_raw.get("min_zoom", 0)),
+        max_zoom=int(tiles_raw.get("max_zoom", 22)),
+        cluster_below=int(tiles_raw.get("cluster_below", 12 if geometry_type in ("Point", "MultiPoint") else 0)),
+        basemap=bool(tiles_raw.get("basemap", False)),
+        attributes=tuple(tiles_raw.get("attributes") or dict.fromkeys([*popup, *filter(None, [label_field])])),
+    )
+    for name in tiles.attributes:
+        if name not in names or next(f for f in fields if f.name == name).restricted:
+            raise ConfigError(f"{where}: tiles.attributes chỉ gồm trường công khai ({name})",
+                              f"{where}: tiles.attributes may only name public fields ({name})")
+    if not 0 <= tiles.min_zoom <= tiles.max_zoom <= 24:
+        raise ConfigError(f"{where}: tiles.min_zoom/max_zoom không hợp lệ", f"{where}: bad tile zoom range")
+    table = _ident(raw.get("table", layer_id), f"{where} table")
     return Layer(
         id=layer_id,
-        table=_ident(raw.get("table", layer_id), f"{where} table"),
+        table=table,
         title=_text(raw.get("title"), f"{where} title"),
         description=_text(raw.get("description"), f"{where} description"),
         theme=theme,
@@ -150,6 +176,8 @@ def parse_layer(path: Path) -> Layer:
         style=style,
         public=bool(raw.get("public", True)),
         order=int(raw.get("order", 999)),
+        base_table=_ident(raw.get("base_table", table), f"{where} base_table"),
+        tiles=tiles,
         path=path,
     )
 

@@ -141,6 +141,7 @@ def server(demo_url, tmp_root):
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
+            log.close()
             raise RuntimeError("server did not start:\n" + (tmp_root / "server.log").read_text())
         time.sleep(0.3)
     yield base
