@@ -16,10 +16,13 @@ from pygeoapi.api import API, APIRequest, apply_gzip
 from pygeoapi.openapi import get_oas
 from pygeoapi.provider.base import ProviderConnectionError
 from pygeoapi.provider.tile import ProviderTileNotFoundError
+from werkzeug.datastructures import Headers
 
 from gis_core import ogc_config, tiles
 from gis_core.registry import Registry
 from gis_core.settings import Settings
+
+from . import ogc_html
 
 
 def blueprint(settings: Settings) -> Blueprint:
@@ -41,7 +44,15 @@ def blueprint(settings: Settings) -> Blueprint:
             content = apply_gzip(headers, content)
         response = make_response(content, status)
         if headers:
-            response.headers = headers
+            response.headers = Headers(headers)  # case-insensitive, unlike pygeoapi's dict
+        return response
+
+    origin = settings.base_url
+
+    @bp.after_request
+    def _closed_network(response: Response) -> Response:
+        if response.mimetype == "text/html" and not response.direct_passthrough:
+            response.set_data(ogc_html.localise(response.get_data(as_text=True), origin))
         return response
 
     bp.add_url_rule("/", "landing", lambda: run(core_api.landing_page))
