@@ -13,6 +13,7 @@ WORKDIR /app
 COPY pyproject.toml README.md pygeoapi-config.yml ./
 COPY gis_core gis_core
 COPY webmap webmap
+COPY etl etl
 COPY layers layers
 COPY postgis postgis
 COPY data data

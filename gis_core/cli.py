@@ -242,5 +242,10 @@ def serve(threads: int) -> None:
     run_simple(settings.host, settings.port, app, threaded=True, use_reloader=False)
 
 
+# Each area brings its own command group; their modules import nothing heavy until a command runs.
+from etl.cli import etl  # noqa: E402
+
+main.add_command(etl)
+
 if __name__ == "__main__":
     main()

@@ -75,8 +75,9 @@ def test_etag_304_and_invalidation_by_a_data_change(server, demo_url):
     status, headers, first = fetch(url)
     assert status in (200, 204)
     with psycopg.connect(demo_url, autocommit=True) as conn:
-        commune = conn.execute("SELECT code FROM communes WHERE ST_Contains(geom, ST_SetSRID(ST_MakePoint(%s, %s), 4326))",
-                               LAO_CAI).fetchone()[0]
+        commune = conn.execute(
+            "SELECT code FROM communes WHERE ST_Contains(geom, ST_SetSRID(ST_MakePoint(%s, %s), 4326))",
+            LAO_CAI).fetchone()[0]
         if status == 200:
             assert fetch(url, {"If-None-Match": headers["ETag"]})[0] == 304
         conn.execute(

@@ -1,0 +1,173 @@
+"""A million points from a GeoPackage into PostGIS, measured in one run two ways on the same file:
+
+  ours     `iocgis etl load schools FILE`: read, validate (types, code lists, geometry, province,
+           duplicates), commune by location in PostGIS, COPY into staging, one-transaction upsert
+           with history versions, run and rejects recorded
+  ogr2ogr  `ogr2ogr -f PostgreSQL PG:... FILE --config PG_USE_COPY YES` into a new table with a
+           GiST index: copying, no validation at all
+
+Prints rows per second for each and their ratio (ours / ogr2ogr; above 1 means we are faster).
+Then loads the same file again through our pipeline: nothing changes, and that run's speed is
+printed too. The points are drawn inside the demo province, so none is rejected.
+
+Uses DATABASE_URL when set (its demo boundaries must be loaded), else starts a throwaway cluster
+in a temporary directory and loads the demo boundaries into it:
+
+    .venv/bin/python bench/etl_load.py [--points 1000000] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import psycopg
+import shapely
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from etl.pipeline import run_source
+from etl.sources import Source
+from gis_core.cluster import Cluster
+from gis_core.db import with_dbname
+from gis_core.migrate import migrate
+from gis_core.registry import Registry
+from gis_core.settings import Settings
+
+LEVELS = np.array(["preschool", "primary", "lower_secondary", "upper_secondary", "multi_level", "boarding_ethnic"])
+OGR_TABLE = "bench_ogr2ogr"
+TAG = "bench"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def province(url: str) -> shapely.Geometry:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT ST_AsBinary(ST_Union(geom)) FROM admin_units"
+                           " WHERE level = 'commune' AND valid_to IS NULL").fetchone()
+    if row[0] is None:
+        raise SystemExit("no commune boundaries in the database: run `iocgis demo load` first")
+    return shapely.from_wkb(row[0])
+
+
+def make_gpkg(path: Path, n: int, area: shapely.Geometry, seed: int = 1) -> None:
+    rng = np.random.default_rng(seed)
+    shapely.prepare(area)
+    minx, miny, maxx, maxy = area.bounds
+    xs, ys = np.empty(0), np.empty(0)
+    while len(xs) < n:
+        x = rng.uniform(minx, maxx, n)
+        y = rng.uniform(miny, maxy, n)
+        inside = shapely.contains_xy(area, x, y)
+        xs, ys = np.concatenate([xs, x[inside]]), np.concatenate([ys, y[inside]])
+    xs, ys = xs[:n], ys[:n]
+    codes = np.char.add("B-", np.char.zfill(np.arange(1, n + 1).astype(str), 7))
+    gdf = gpd.GeoDataFrame({
+        "code": codes,
+        "name": np.char.add("Trường điểm số ", np.arange(1, n + 1).astype(str)),
+        "level": LEVELS[rng.integers(0, len(LEVELS), n)],
+        "ownership": np.where(rng.random(n) < 0.9, "public", "private"),
+        "students": rng.integers(20, 2000, n),
+        "address": "Lào Cai",
+    }, geometry=shapely.points(xs, ys), crs=4326)
+    gdf.to_file(path, driver="GPKG", layer="schools")
+
+
+def ogr2ogr(url: str, path: Path) -> float:
+    info = conninfo_to_dict(url)
+    pg = " ".join(f"{k}={info[k]}" for k in ("host", "port", "dbname", "user") if info.get(k))
+    env = {**os.environ, "PGPASSWORD": str(info.get("password", ""))}
+    started = time.perf_counter()
+    subprocess.run(["ogr2ogr", "-f", "PostgreSQL", f"PG:{pg}", str(path), "schools", "-nln", OGR_TABLE,
+                    "-overwrite", "-lco", "GEOMETRY_NAME=geom", "-lco", "FID=id", "-lco", "SPATIAL_INDEX=GIST",
+                    "-lco", "LAUNDER=YES", "-nlt", "POINT", "--config", "PG_USE_COPY", "YES"],
+                   check=True, env=env)
+    return time.perf_counter() - started
+
+
+def throwaway_database(root: Path) -> tuple[Cluster, str]:
+    from gis_core.demo import load_demo
+
+    root.chmod(0o755)
+    cluster = Cluster(root=root / "pg", port=free_port())
+    cluster.root.mkdir()
+    (cluster.root / "THROWAWAY").touch()
+    cluster.up()
+    admin = with_dbname(cluster.url, "postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE iocgis_bench")
+    url = with_dbname(cluster.url, "iocgis_bench")
+    with psycopg.connect(url) as conn:
+        migrate(conn, Settings().migrations_dir)
+        load_demo(conn, Settings(database_url=url, var_dir=root / "var"))
+    return cluster, url
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=1_000_000)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="iocgis-bench-etl-"))
+    cluster = None
+    try:
+        url = os.environ.get("DATABASE_URL")
+        if not url:
+            print("starting a throwaway PostGIS cluster and loading the demo boundaries ...")
+            cluster, url = throwaway_database(tmp)
+        registry = Registry.load(Settings().layers_dir)
+        gpkg = tmp / "points.gpkg"
+        started = time.perf_counter()
+        make_gpkg(gpkg, args.points, province(url))
+        print(f"generated {args.points:,} points in {gpkg.stat().st_size / 1e6:.0f} MB GeoPackage"
+              f" ({time.perf_counter() - started:.1f}s)")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("DELETE FROM schools WHERE source = %s", (TAG,))
+
+        source = Source.adhoc("schools", gpkg, tag=TAG)
+        started = time.perf_counter()
+        first = run_source(url, registry, source)
+        ours = time.perf_counter() - started
+        assert first.inserted == args.points and first.rejected == 0, first.summary()
+
+        theirs = ogr2ogr(url, gpkg)
+        with psycopg.connect(url) as conn:
+            copied = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(OGR_TABLE))).fetchone()[0]
+        assert copied == args.points
+
+        started = time.perf_counter()
+        again = run_source(url, registry, source)
+        rerun = time.perf_counter() - started
+        assert again.status == "unchanged", again.summary()
+
+        n = args.points
+        print(f"\n{'way':<34}{'seconds':>10}{'rows/s':>14}")
+        print(f"{'ours (validate + load + history)':<34}{ours:>10.1f}{n / ours:>14,.0f}")
+        print(f"{'ogr2ogr PG_USE_COPY=YES':<34}{theirs:>10.1f}{n / theirs:>14,.0f}")
+        print(f"{'ours again (nothing changes)':<34}{rerun:>10.1f}{n / rerun:>14,.0f}")
+        print(f"\nratio ours/ogr2ogr (rows/s): {theirs / ours:.2f}")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(OGR_TABLE)))
+            conn.execute("DELETE FROM schools WHERE source = %s", (TAG,))
+    finally:
+        if cluster is not None:
+            cluster.stop()
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

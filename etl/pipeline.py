@@ -1,0 +1,470 @@
+"""The one runner for every source: extract -> validate -> transform -> load.
+
+A run is recorded in etl_runs before it starts (status 'running', committed), then everything
+else happens in ONE transaction: COPY into a temporary staging table, the commune and the province
+judged by PostGIS, the table's CHECK rules evaluated on the staged rows, rejects and repairs
+written, the upsert by natural key (rows whose values did not change are not touched), the
+snapshot's retirements, and the run's counts. A process killed at any point leaves the layer as
+it was; its run stays 'running' until the next run of the same layer marks it failed.
+
+A run that cannot start (no CRS, a mapping naming a missing column, an empty input, an unknown
+layer) raises EtlError before any of this: the layer and the staging area are never touched; the
+refusal itself is recorded as a failed run so that stewards see it beside the others."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import shapely
+from psycopg import sql
+
+from gis_core.registry import Registry
+
+from .errors import EtlError
+from .readers import Extract, read_file
+from .schema import COMMUNE, SURROGATE, TableSpec, introspect
+from .sources import Source
+from .validate import Checked, Problem, check_rows, missing, resolve_crs, to_wgs84
+
+log = logging.getLogger("etl")
+LOCK_CLASS = 7_240_617          # advisory lock class: one run per layer at a time
+STAGE = "etl_stage"
+COMMUNES_TABLE = "etl_stage_commune"
+APPLICATION = "iocgis-etl"
+
+START_RUN = """
+INSERT INTO etl_runs (source, layer, checksum, status) VALUES (%s, %s, %s, 'running') RETURNING id
+"""
+# Runs left 'running' by a process that died: nobody holds the layer's lock, so they are over.
+MARK_STALE = """
+UPDATE etl_runs SET status = 'failed', ended_at = greatest(now(), started_at),
+  message = 'Bị ngắt giữa chừng, không ghi gì / interrupted before it committed, nothing was written'
+WHERE layer = %s AND status = 'running' AND id <> %s
+"""
+FAIL_RUN = """
+UPDATE etl_runs SET status = 'failed', ended_at = greatest(now(), started_at), message = %s WHERE id = %s
+"""
+REFUSED_RUN = """
+INSERT INTO etl_runs (source, layer, checksum, status, ended_at, n_read, message)
+VALUES (%s, %s, %s, 'failed', now(), %s, %s) RETURNING id
+"""
+FINISH_RUN = """
+UPDATE etl_runs SET status = %(status)s, ended_at = clock_timestamp(), n_read = %(read)s,
+  n_inserted = %(inserted)s, n_updated = %(updated)s, n_unchanged = %(unchanged)s, n_repaired = %(repaired)s,
+  n_rejected = %(rejected)s, n_retired = %(retired)s, message = %(message)s
+WHERE id = %(id)s
+"""
+
+# Each feature's commune, in a narrow table of its own (a bulk CREATE TABLE AS costs half of an
+# UPDATE of the wide staging rows). The commune the input names is kept when the location agrees
+# with it (inside, or within the tolerance of its boundary); otherwise, or when the input names
+# none, the commune whose area holds the feature (a point on its surface, for lines and polygons),
+# the lowest code on a shared border, so the same input always gets the same commune.
+ASSIGN_COMMUNE = sql.SQL("""
+CREATE TEMP TABLE {communes} ON COMMIT DROP AS
+SELECT s.row_no, coalesce(
+  (SELECT c.code FROM admin_units c
+   WHERE c.code = s.{commune} AND c.level = 'commune' AND c.valid_to IS NULL
+     AND (ST_Intersects(c.geom, ST_PointOnSurface(s.{geom}))
+          OR ST_DWithin(c.geom::geography, s.{geom}::geography, %(tolerance)s))),
+  (SELECT c.code FROM admin_units c
+   WHERE c.level = 'commune' AND c.valid_to IS NULL
+     AND ST_Intersects(c.geom, ST_PointOnSurface(s.{geom})) ORDER BY c.code LIMIT 1)) AS code
+FROM {stage} s WHERE NOT s.rejected
+""")
+# Just outside every commune but within the tolerance (a GPS fix on the border, a coarser boundary
+# than the source's): the nearest commune.
+ASSIGN_NEAREST = sql.SQL("""
+UPDATE {communes} m SET code = (
+  SELECT c.code FROM admin_units c
+  WHERE c.level = 'commune' AND c.valid_to IS NULL AND c.geom IS NOT NULL
+    AND ST_DWithin(c.geom::geography, s.{geom}::geography, %(tolerance)s)
+  ORDER BY c.geom <-> s.{geom}, c.code LIMIT 1)
+FROM {stage} s WHERE m.code IS NULL AND s.row_no = m.row_no
+""")
+CHECK_KNOWN_COMMUNE = sql.SQL("""
+SELECT s.row_no, s.{commune} FROM {stage} s
+WHERE NOT s.rejected AND s.{commune} IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM admin_units c WHERE c.code = s.{commune} AND c.level = 'commune')
+""")
+# Rows that found no commune even within the tolerance, with how far out they are.
+OUTSIDE = sql.SQL("""
+SELECT s.row_no, round(ST_Distance(p.geom::geography, s.{geom}::geography)) FROM {stage} s JOIN {communes} m
+  USING (row_no),
+  (SELECT ST_Union(geom) AS geom FROM admin_units WHERE level = 'province' AND valid_to IS NULL) p
+WHERE m.code IS NULL
+""")
+# Without commune assignment: outside the province by more than the tolerance. The cheap planar
+# test first (CASE fixes the order), the geodesic distance only for what falls outside.
+OUTSIDE_NO_COMMUNE = sql.SQL("""
+SELECT s.row_no, round(ST_Distance(p.geom::geography, s.{geom}::geography)) FROM {stage} s,
+  (SELECT ST_Union(geom) AS geom FROM admin_units WHERE level = 'province' AND valid_to IS NULL) p
+WHERE NOT s.rejected AND CASE WHEN ST_Intersects(p.geom, s.{geom}) THEN false
+                              ELSE NOT ST_DWithin(p.geom::geography, s.{geom}::geography, %(tolerance)s) END
+""")
+
+
+@dataclass
+class RunResult:
+    run_id: int | None
+    source: str
+    layer: str
+    status: str
+    read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    repaired: int = 0
+    rejected: int = 0
+    retired: int = 0
+    seconds: float = 0.0
+    dry_run: bool = False
+    message: str = ""
+    rejects: list[dict] = field(default_factory=list)
+
+    @property
+    def changed(self) -> int:
+        return self.inserted + self.updated + self.retired
+
+    def summary(self) -> str:
+        rate = self.read / self.seconds if self.seconds else 0.0
+        head = "[thử / dry run] " if self.dry_run else (f"run {self.run_id}: " if self.run_id else "")
+        return (f"{head}{self.layer} <- {self.source}: {self.status}; read {self.read}, inserted {self.inserted},"
+                f" updated {self.updated}, unchanged {self.unchanged}, repaired {self.repaired},"
+                f" rejected {self.rejected}, retired {self.retired} ({self.seconds:.1f}s, {rate:,.0f} rows/s)"
+                + (f"\n{self.message}" if self.message else ""))
+
+
+@dataclass
+class Prepared:
+    """A run's input, checked and transformed, ready for the database."""
+
+    spec: TableSpec
+    key: tuple[str, ...]
+    extract: Extract
+    checked: Checked
+    columns: list[str]            # staged target columns, geometry last
+
+
+def layer_table(registry: Registry, layer_id: str) -> str:
+    try:
+        return registry[layer_id].table
+    except KeyError:
+        names = ", ".join(layer.id for layer in registry)
+        raise EtlError(f"Không có lớp '{layer_id}' (có: {names}).", f"No layer '{layer_id}' (there are: {names}).") \
+            from None
+
+
+def extract(source: Source, path: Path | None = None) -> Extract:
+    if source.kind in ("file", "directory"):
+        return read_file(path or source.path, layer_name=source.layer_name, encoding=source.encoding,
+                         csv_geometry=source.geometry)
+    from . import upstream
+
+    if source.kind == "ogcapi":
+        return upstream.read_ogcapi(source)
+    return upstream.read_rest(source)
+
+
+def mapping_for(source: Source, spec: TableSpec, extract: Extract, assign_commune: bool) -> dict[str, str]:
+    """target column -> input column; stops the run when the declaration names a column the input
+    lacks, or when a required column can be found nowhere."""
+    available = list(extract.records.columns)
+    if source.fields:
+        unknown_targets = [t for t in source.fields if t not in spec.input_columns()]
+        if unknown_targets:
+            raise EtlError(
+                f"Ánh xạ nêu cột đích không có trong bảng {spec.table}: {', '.join(unknown_targets)}.",
+                f"The mapping names target columns that table {spec.table} lacks: {', '.join(unknown_targets)}.")
+        absent = [f"{t} <- {s}" for t, s in source.fields.items() if s not in available]
+        if absent:
+            raise EtlError(
+                f"Ánh xạ nêu cột không có trong dữ liệu vào: {', '.join(absent)} (có: {', '.join(available)})."
+                " Chưa ghi gì vào CSDL.",
+                f"The mapping names columns the input lacks: {', '.join(absent)} (it has: {', '.join(available)})."
+                " Nothing was written.")
+        mapping = dict(source.fields)
+    else:
+        lower = {c.lower(): c for c in available}
+        mapping = {c: lower[c.lower()] for c in spec.input_columns() if c.lower() in lower}
+    lacking = [c for c in spec.required(assign_commune) if c not in mapping and c not in source.defaults]
+    if lacking:
+        raise EtlError(
+            f"Dữ liệu vào thiếu cột bắt buộc: {', '.join(lacking)} (có: {', '.join(available)})."
+            " Khai báo ánh xạ (fields) hoặc giá trị mặc định (defaults). Chưa ghi gì vào CSDL.",
+            f"The input lacks required columns: {', '.join(lacking)} (it has: {', '.join(available)})."
+            " Declare a mapping (fields) or defaults. Nothing was written.")
+    return mapping
+
+
+def prepare(conn: psycopg.Connection, source: Source, table: str, data: Extract) -> Prepared:
+    """Everything before the database is written: stop early, else check and transform every row."""
+    spec = introspect(conn, table)
+    key = spec.natural_key(source.key)
+    if len(data) == 0:
+        raise EtlError(f"Dữ liệu vào rỗng ({data.origin}): không có dòng nào. Chưa ghi gì vào CSDL.",
+                       f"The input is empty ({data.origin}): no rows. Nothing was written.")
+    crs = resolve_crs(source.crs, data.crs)
+    assign = source.assign_commune and COMMUNE in spec.columns
+    mapping = mapping_for(source, spec, data, assign)
+    geoms = to_wgs84(data.geoms, crs)
+    checked = check_rows(spec, data.records, mapping, source.defaults, source.codes, geoms, data.ring_closed, key,
+                         assign, source.provenance)
+    columns = [c for c in spec.columns if c in checked.values] + [spec.geometry_column]
+    return Prepared(spec, key, data, checked, columns)
+
+
+def _row_data(data: Extract, i: int) -> str:
+    props = {k: (None if missing(v) else v) for k, v in data.records.iloc[i].items()}
+    g = data.geoms[i]
+    geometry = json.loads(shapely.to_geojson(g)) if g is not None else None
+    return json.dumps({"properties": props, "geometry": geometry}, ensure_ascii=False, default=str)
+
+
+def _stage(cur: psycopg.Cursor, prep: Prepared, progress: Callable[[int], None] | None) -> None:
+    spec = prep.spec
+    cols = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(spec.columns[c].type)) for c in prep.columns)
+    # Types come from the catalog (format_type), never from the input. ON COMMIT DROP: a staging
+    # table never outlives its run, whatever happens to the process.
+    cur.execute(sql.SQL("CREATE TEMP TABLE {} (row_no integer NOT NULL, rejected boolean NOT NULL, {})"
+                        " ON COMMIT DROP").format(sql.Identifier(STAGE), cols))
+    checked = prep.checked
+    values = [checked.values[c] for c in prep.columns[:-1]]
+    wkb = np.full(len(checked.geoms), None, dtype=object)
+    present = ~shapely.is_missing(checked.geoms)
+    wkb[present] = shapely.to_wkb(shapely.set_srid(checked.geoms[present], 4326), hex=True, include_srid=True)
+    key_idx = [prep.columns.index(k) for k in prep.key]
+    ok = checked.ok
+    copy_stmt = sql.SQL("COPY {} (row_no, rejected, {}) FROM STDIN").format(
+        sql.Identifier(STAGE), sql.SQL(", ").join(map(sql.Identifier, prep.columns)))
+    good = np.flatnonzero(ok)
+    # Rows are assembled by zip over whole columns (C speed); only rejected rows are built one by one.
+    good_cols = [[col[i] for i in good.tolist()] if len(good) < len(ok) else col for col in values]
+    rows = zip((good + 1).tolist(), [False] * len(good), *good_cols, wkb[good].tolist(), strict=True)
+    step = 20_000
+    with cur.copy(copy_stmt) as copy:
+        for start in range(0, len(good), step):
+            for row in islice(rows, step):
+                copy.write_row(row)
+            if progress:
+                progress(min(len(good), start + step) - start)
+        for i in np.flatnonzero(~ok).tolist():
+            # A rejected row is staged with its key alone: a snapshot must not retire a record
+            # because this delivery of it was bad.
+            row = [None] * len(prep.columns)
+            for j in key_idx:
+                row[j] = values[j][i]
+            copy.write_row((i + 1, True, *row))
+        if progress and (~ok).any():
+            progress(int((~ok).sum()))
+
+
+def _exec(cur: psycopg.Cursor, query, params=None) -> None:
+    """Execute, logging how long each step took (logger "etl", level DEBUG)."""
+    started = time.perf_counter()
+    cur.execute(query, params)
+    if log.isEnabledFor(logging.DEBUG):
+        text = query.as_string(cur) if isinstance(query, sql.Composable) else query
+        log.debug("%.3fs %s", time.perf_counter() - started, " ".join(text.split())[:100])
+
+
+def _judge_in_database(cur: psycopg.Cursor, prep: Prepared, source: Source, assign: bool) -> list[Problem]:
+    """Commune, province and the table's own CHECK rules, decided by PostGIS on the staged rows."""
+    spec = prep.spec
+    names = {"stage": sql.Identifier(STAGE), "geom": sql.Identifier(spec.geometry_column),
+             "commune": sql.Identifier(COMMUNE), "communes": sql.Identifier(COMMUNES_TABLE)}
+    params = {"tolerance": source.tolerance_m}
+    problems: list[Problem] = []
+    _exec(cur, "SELECT count(*) FROM admin_units WHERE level = 'commune' AND valid_to IS NULL AND geom IS NOT NULL")
+    if cur.fetchone()[0] == 0:
+        raise EtlError("Chưa có ranh giới xã trong CSDL: nạp ranh giới trước (iocgis demo load).",
+                       "No commune boundaries in the database: load them first (iocgis demo load).")
+    _exec(cur, sql.SQL("ANALYZE {}").format(names["stage"]))
+    tol = f"{source.tolerance_m:g} m"
+    if COMMUNE in spec.columns:
+        if assign:
+            _exec(cur, ASSIGN_COMMUNE.format(**names), params)
+            _exec(cur, sql.SQL("CREATE INDEX ON {} (row_no) WHERE code IS NULL").format(names["communes"]))
+            _exec(cur, ASSIGN_NEAREST.format(**names), params)
+            _exec(cur, OUTSIDE.format(**names))
+        else:
+            _exec(cur, CHECK_KNOWN_COMMUNE.format(**names))
+            for row_no, code in cur.fetchall():
+                problems.append(Problem(row_no - 1, COMMUNE, f"Mã xã {code!r} không tồn tại.",
+                                        f"Commune code {code!r} does not exist."))
+            _exec(cur, OUTSIDE_NO_COMMUNE.format(**names), params)
+    else:
+        _exec(cur, OUTSIDE_NO_COMMUNE.format(**names), params)
+    for row_no, distance in cur.fetchall():
+        problems.append(Problem(
+            row_no - 1, spec.geometry_column,
+            f"Vị trí nằm ngoài tỉnh {distance:.0f} m (cho phép {tol}).",
+            f"Location is {distance:.0f} m outside the province (tolerance {tol})."))
+    _mark(cur, problems)
+    staged = set(prep.columns)
+    for check in spec.checks:
+        if not set(check.columns) <= staged:
+            continue
+        # The expression is the table's own CHECK as the catalog prints it, evaluated on staging
+        # rows of the same columns: it is never built from input. NULL passes, as in a CHECK.
+        _exec(cur, sql.SQL("SELECT row_no FROM {} WHERE NOT rejected AND NOT ({})").format(
+            names["stage"], sql.SQL(check.expression)))
+        found = [Problem(r[0] - 1, ",".join(check.columns),
+                         f"Vi phạm quy tắc {check.name}: {check.expression}.",
+                         f"Breaks rule {check.name}: {check.expression}.") for r in cur.fetchall()]
+        _mark(cur, found)
+        problems += found
+    return problems
+
+
+def _mark(cur: psycopg.Cursor, problems: list[Problem]) -> None:
+    if problems:
+        _exec(cur, sql.SQL("UPDATE {} SET rejected = true WHERE row_no = ANY(%s)").format(sql.Identifier(STAGE)),
+                    ([p.row + 1 for p in problems],))
+
+
+def _upsert(cur: psycopg.Cursor, prep: Prepared, source: Source, assign: bool) -> tuple[int, int, int, int]:
+    """(inserted, updated, unchanged, retired). Existing keys are updated only where a value
+    differs, so an unchanged row keeps its tuple and makes no history version; new keys are
+    inserted in input order. Two plain statements rather than INSERT ... ON CONFLICT: speculative
+    insertion doubles the cost of a bulk load, and the layer's advisory lock keeps other ETL runs
+    out meanwhile (a concurrent writer of the same key makes the run fail, not corrupt)."""
+    spec = prep.spec
+    staged = [c for c in prep.columns if c != SURROGATE]
+    changeable = [c for c in staged if c not in prep.key]
+    # With commune assignment the commune comes from its own table, joined by row number.
+    value = {c: sql.SQL("m.code") if (assign and c == COMMUNE) else sql.SQL("s.{}").format(sql.Identifier(c))
+             for c in staged}
+    join = (sql.SQL(" JOIN {} m USING (row_no)").format(sql.Identifier(COMMUNES_TABLE)) if assign else sql.SQL(""))
+    names = {
+        "target": sql.Identifier(spec.table), "stage": sql.Identifier(STAGE), "join": join,
+        "cols": sql.SQL(", ").join(map(sql.Identifier, staged)),
+        "values": sql.SQL(", ").join(value[c] for c in staged),
+        "sets": sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(c), value[c]) for c in changeable),
+        "old": sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in changeable),
+        "new": sql.SQL(", ").join(value[c] for c in changeable),
+        "match": sql.SQL(" AND ").join(sql.SQL("t.{0} = s.{0}").format(sql.Identifier(k)) for k in prep.key),
+    }
+    _exec(cur, sql.SQL("UPDATE {target} t SET {sets} FROM {stage} s{join}"
+                       " WHERE NOT s.rejected AND {match} AND ({old}) IS DISTINCT FROM ({new})").format(**names))
+    updated = cur.rowcount
+    _exec(cur, sql.SQL("INSERT INTO {target} ({cols}) SELECT {values} FROM {stage} s{join}"
+                       " WHERE NOT s.rejected AND NOT EXISTS (SELECT 1 FROM {target} t WHERE {match})"
+                       " ORDER BY s.row_no").format(**names))
+    inserted = cur.rowcount
+    _exec(cur, sql.SQL("SELECT count(*) FROM {} WHERE NOT rejected").format(sql.Identifier(STAGE)))
+    unchanged = cur.fetchone()[0] - inserted - updated
+    retired = 0
+    if source.mode == "snapshot":
+        # Only this source's rows: another source's records are not ours to retire. Keys staged
+        # from rejected rows count as present.
+        _exec(cur, sql.SQL("DELETE FROM {target} t WHERE t.{prov} = %s"
+                           " AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE {match})").format(
+            prov=sql.Identifier(spec.provenance), **names), (source.provenance,))
+        retired = cur.rowcount
+    return inserted, updated, unchanged, retired
+
+
+def _write_problems(cur: psycopg.Cursor, run_id: int, data: Extract, rejects: list[Problem],
+                    repairs: list[Problem]) -> None:
+    with cur.copy("COPY etl_rejects (run_id, row_no, row_data, field, reason_vi, reason_en) FROM STDIN") as copy:
+        for p in rejects:
+            copy.write_row((run_id, p.row + 1, _row_data(data, p.row), p.field, p.vi, p.en))
+    with cur.copy("COPY etl_repairs (run_id, row_no, field, reason_vi, reason_en) FROM STDIN") as copy:
+        for p in repairs:
+            copy.write_row((run_id, p.row + 1, p.field, p.vi, p.en))
+
+
+def _lock(conn: psycopg.Connection, table: str) -> None:
+    conn.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_CLASS, zlib.crc32(table.encode()) & 0x7FFFFFFF))
+
+
+def _unlock(conn: psycopg.Connection, table: str) -> None:
+    conn.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_CLASS, zlib.crc32(table.encode()) & 0x7FFFFFFF))
+
+
+def run_source(url: str, registry: Registry, source: Source, *, path: Path | None = None, dry_run: bool = False,
+               progress: Callable[[int, int], Iterator] | None = None) -> RunResult:
+    """Run one source (one file of it, for a drop directory) and return what happened.
+
+    `progress(total, ...)`, when given, is a context manager factory yielding a callable that
+    advances by a number of rows (click.progressbar fits)."""
+    started = time.monotonic()
+    table = layer_table(registry, source.layer)
+    with psycopg.connect(url, autocommit=True, application_name=APPLICATION) as conn:
+        data: Extract | None = None
+        try:
+            data = extract(source, path)
+            prep = prepare(conn, source, table, data)
+        except EtlError as exc:
+            if not dry_run:
+                conn.execute(REFUSED_RUN, (source.name, source.layer, data.checksum if data else None,
+                                           len(data) if data else 0, f"{exc.message_vi}\n{exc.message_en}"))
+            raise
+        _lock(conn, table)
+        try:
+            run_id = None
+            if not dry_run:
+                run_id = conn.execute(START_RUN, (source.name, source.layer, data.checksum)).fetchone()[0]
+                conn.execute(MARK_STALE, (source.layer, run_id))
+            try:
+                result = _load(conn, prep, source, run_id, dry_run, progress)
+            except BaseException as exc:
+                if run_id is not None and not conn.closed and not isinstance(exc, KeyboardInterrupt):
+                    message = (f"{exc.message_vi}\n{exc.message_en}" if isinstance(exc, EtlError)
+                               else f"Lỗi / error: {exc}")
+                    conn.execute(FAIL_RUN, (message[:2000], run_id))
+                raise
+        finally:
+            if not conn.closed:
+                _unlock(conn, table)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _load(conn: psycopg.Connection, prep: Prepared, source: Source, run_id: int | None, dry_run: bool,
+          progress) -> RunResult:
+    checked = prep.checked
+    n = len(prep.extract)
+    result = RunResult(run_id, source.name, source.layer, "running", read=n, dry_run=dry_run)
+    assign = source.assign_commune and COMMUNE in prep.spec.columns
+    with conn.transaction() as tx, conn.cursor() as cur:
+        if run_id is not None:
+            # The history triggers name the run that made each version.
+            cur.execute("SELECT set_config('iocgis.etl_run', %s, true)", (str(run_id),))
+        # Compiling each big statement costs more than it saves on these simple row-by-row plans.
+        cur.execute("SET LOCAL jit = off")
+        if progress is not None:
+            with progress(n) as advance:
+                _stage(cur, prep, advance)
+        else:
+            _stage(cur, prep, None)
+        problems = checked.rejects + _judge_in_database(cur, prep, source, assign)
+        result.inserted, result.updated, result.unchanged, result.retired = _upsert(cur, prep, source, assign)
+        result.rejected = len({p.row for p in problems})
+        result.repaired = len({p.row for p in checked.repairs if checked.ok[p.row]})
+        result.status = "succeeded" if result.changed else "unchanged"
+        result.message = ("Không có thay đổi nào so với dữ liệu hiện có. / Nothing changed."
+                          if result.status == "unchanged" else "")
+        if dry_run:
+            result.status = "dry-run"
+            result.rejects = [{"row": p.row + 1, "field": p.field, "reason_vi": p.vi, "reason_en": p.en}
+                              for p in sorted(problems, key=lambda p: p.row)]
+            # Everything was done for real inside the transaction, so the counts are exact; none of it stays.
+            raise psycopg.Rollback(tx)
+        _write_problems(cur, run_id, prep.extract, problems, checked.repairs)
+        cur.execute(FINISH_RUN, {"status": result.status, "read": n, "inserted": result.inserted,
+                                 "updated": result.updated, "unchanged": result.unchanged,
+                                 "repaired": result.repaired, "rejected": result.rejected,
+                                 "retired": result.retired, "message": result.message or None, "id": run_id})
+    return result

@@ -1,0 +1,372 @@
+"""The ETL pipeline on files, against the real cluster: each format, VN-2000, repairs, rejects with
+their reasons, runs refused before any write, and a second load of the same file changing nothing."""
+
+from __future__ import annotations
+
+import csv
+import json
+import zipfile
+from pathlib import Path
+
+import geopandas as gpd
+import psycopg
+import pytest
+import shapely
+from psycopg import sql
+from pyproj import Transformer
+
+from etl.errors import EtlError
+from etl.pipeline import run_source
+from etl.sources import Source
+from gis_core.registry import Registry
+from gis_core.settings import Settings
+
+REGISTRY = Registry.load(Settings().layers_dir)
+# The check point of migration 0002: lon 103.97, lat 22.48 <=> E 419540.122, N 2487019.787 (EPSG:9208).
+CHECK_LONLAT = (103.97, 22.48)
+CHECK_VN2000 = (419540.122, 2487019.787)
+OUTSIDE = (105.85, 21.03)   # Hà Nội
+
+
+def copy_boundaries(demo_url: str, url: str) -> None:
+    """The real communes of the demo province, so commune assignment and the province test have
+    something to work with (the layers themselves stay empty)."""
+    with psycopg.connect(demo_url) as src, psycopg.connect(url) as dst:
+        with src.cursor().copy("COPY admin_units TO STDOUT (FORMAT binary)") as out, \
+                dst.cursor().copy("COPY admin_units FROM STDIN (FORMAT binary)") as inp:
+            for block in out:
+                inp.write(block)
+
+
+@pytest.fixture
+def etl_url(db_url, demo_url):
+    copy_boundaries(demo_url, db_url)
+    return db_url
+
+
+def school(code: str, name: str, lon: float, lat: float, **extra) -> dict:
+    return {"code": code, "name": name, "level": "primary", "ownership": "public", "students": 300,
+            "address": "Tổ 1", "lon": lon, "lat": lat, **extra}
+
+
+SCHOOLS = [
+    school("TH-001", "Trường Tiểu học Kim Tân", 103.97, 22.48),
+    school("TH-002", "Trường Tiểu học Cốc Lếu", 103.965, 22.495),
+    school("TH-003", "Trường Tiểu học Bắc Cường", 103.99, 22.44),
+]
+
+
+def frame(rows: list[dict], crs="EPSG:4326") -> gpd.GeoDataFrame:
+    props = [{k: v for k, v in r.items() if k not in ("lon", "lat")} for r in rows]
+    return gpd.GeoDataFrame(props, geometry=[shapely.Point(r["lon"], r["lat"]) for r in rows], crs=crs)
+
+
+def load(url, layer, path, **kw) -> object:
+    dry_run = kw.pop("dry_run", False)
+    return run_source(url, REGISTRY, Source.adhoc(layer, path, **kw), dry_run=dry_run)
+
+
+def table_state(url: str, table: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql.SQL("SELECT t::text FROM {} t ORDER BY id").format(sql.Identifier(table))).fetchall()
+
+
+def runs(url: str) -> list[dict]:
+    with psycopg.connect(url, row_factory=psycopg.rows.dict_row) as conn:
+        return conn.execute("SELECT * FROM etl_runs ORDER BY id").fetchall()
+
+
+def rejects(url: str, run_id: int) -> list[dict]:
+    with psycopg.connect(url, row_factory=psycopg.rows.dict_row) as conn:
+        return conn.execute("SELECT * FROM etl_rejects WHERE run_id = %s ORDER BY row_no", (run_id,)).fetchall()
+
+
+# -- formats ---------------------------------------------------------------------------------------
+
+
+def test_geojson_loads_with_commune_unaccent_and_provenance(etl_url, tmp_path):
+    path = tmp_path / "truong.geojson"
+    frame(SCHOOLS).to_file(path, driver="GeoJSON")
+    result = load(etl_url, "schools", path)
+    assert (result.status, result.read, result.inserted, result.rejected) == ("succeeded", 3, 3, 0)
+    with psycopg.connect(etl_url) as conn:
+        rows = conn.execute("SELECT s.code, s.name, s.name_unaccent, s.source, s.commune_code,"
+                            " ST_Within(s.geom, c.geom) FROM schools s JOIN admin_units c ON c.code = s.commune_code"
+                            " ORDER BY s.code").fetchall()
+    assert [r[0] for r in rows] == ["TH-001", "TH-002", "TH-003"]
+    assert rows[1][1:4] == ("Trường Tiểu học Cốc Lếu", "truong tieu hoc coc leu", "etl:schools")
+    assert all(r[5] for r in rows)      # each lies in the commune it was given
+    run = runs(etl_url)[-1]
+    assert (run["status"], run["n_read"], run["n_inserted"], run["layer"]) == ("succeeded", 3, 3, "schools")
+    assert run["checksum"] and run["ended_at"] >= run["started_at"]
+
+
+def test_geopackage(etl_url, tmp_path):
+    path = tmp_path / "truong.gpkg"
+    frame(SCHOOLS).to_file(path, driver="GPKG")
+    result = load(etl_url, "schools", path)
+    assert (result.inserted, result.rejected) == (3, 0)
+
+
+def test_zipped_shapefile_utf8_with_cpg(etl_url, tmp_path):
+    shp_dir = tmp_path / "shp"
+    shp_dir.mkdir()
+    frame(SCHOOLS).to_file(shp_dir / "truong.shp", driver="ESRI Shapefile", encoding="UTF-8")
+    (shp_dir / "truong.cpg").write_text("UTF-8")
+    archive = tmp_path / "truong.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for p in shp_dir.iterdir():
+            z.write(p, p.name)
+    result = load(etl_url, "schools", archive)
+    assert (result.inserted, result.rejected) == (3, 0)
+    with psycopg.connect(etl_url) as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM schools ORDER BY code")]
+    assert names == [s["name"] for s in SCHOOLS]
+
+
+def test_zipped_shapefile_cp1258_is_decoded(etl_url, tmp_path):
+    shp_dir = tmp_path / "shp"
+    shp_dir.mkdir()
+    # Windows-1258 writes Vietnamese partly with combining tone marks; we store NFC.
+    frame(SCHOOLS[:1]).to_file(shp_dir / "truong.shp", driver="ESRI Shapefile", encoding="cp1258")
+    (shp_dir / "truong.cpg").write_text("1258")
+    archive = tmp_path / "truong.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for p in shp_dir.iterdir():
+            z.write(p, p.name)
+    assert load(etl_url, "schools", archive).inserted == 1
+    with psycopg.connect(etl_url) as conn:
+        assert conn.execute("SELECT name FROM schools").fetchone()[0] == "Trường Tiểu học Kim Tân"
+
+
+def test_zipped_shapefile_in_tcvn3_is_refused_clearly(etl_url, tmp_path):
+    shp_dir = tmp_path / "shp"
+    shp_dir.mkdir()
+    frame([school("A", "Truong A", 103.97, 22.48)]).to_file(shp_dir / "truong.shp", driver="ESRI Shapefile")
+    (shp_dir / "truong.cpg").write_text("TCVN3")
+    archive = tmp_path / "truong.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for p in shp_dir.iterdir():
+            z.write(p, p.name)
+    with pytest.raises(EtlError) as err:
+        load(etl_url, "schools", archive)
+    assert "TCVN3" in err.value.message_vi and "Unicode" in err.value.message_en
+    assert table_state(etl_url, "schools") == []
+
+
+def test_csv_with_lon_lat_and_with_wkt(etl_url, tmp_path):
+    path = tmp_path / "truong.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(SCHOOLS[0]))
+        w.writeheader()
+        w.writerows(SCHOOLS)
+    assert load(etl_url, "schools", path, crs="EPSG:4326").inserted == 3
+    wkt = tmp_path / "truong_wkt.csv"
+    with open(wkt, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, delimiter=";")
+        w.writerow(["code", "name", "level", "ownership", "wkt"])
+        w.writerow(["TH-009", "Trường Tiểu học Pom Hán", "primary", "public", "POINT (103.98 22.47)"])
+    result = load(etl_url, "schools", wkt, crs="EPSG:4326")
+    assert (result.inserted, result.rejected) == (1, 0)
+
+
+def test_vn2000_tm3_input_lands_within_5_cm(etl_url, tmp_path):
+    path = tmp_path / "vn2000.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["code", "name", "level", "ownership", "x", "y"])
+        w.writerow(["TH-100", "Trường mốc kiểm tra", "primary", "public", *CHECK_VN2000])
+    assert load(etl_url, "schools", path, crs="EPSG:9208").inserted == 1
+    with psycopg.connect(etl_url) as conn:
+        lon, lat = conn.execute("SELECT ST_X(geom), ST_Y(geom) FROM schools").fetchone()
+    # 5 cm as a distance on the ground, measured in the metric zone itself.
+    to_vn = Transformer.from_crs(4326, 9208, always_xy=True)
+    x, y = to_vn.transform(lon, lat)
+    assert abs(x - CHECK_VN2000[0]) < 0.05 and abs(y - CHECK_VN2000[1]) < 0.05
+    assert abs(lon - CHECK_LONLAT[0]) < 1e-6 and abs(lat - CHECK_LONLAT[1]) < 1e-6
+
+
+def test_vn2000_file_with_its_own_crs_and_utm48n(etl_url, tmp_path):
+    to_utm = Transformer.from_crs(4326, 32648, always_xy=True)
+    gdf = frame(SCHOOLS[:1], crs="EPSG:4326").to_crs(9208)
+    gdf.to_file(tmp_path / "vn.gpkg", driver="GPKG")
+    utm = frame(SCHOOLS[1:2]).to_crs(32648)
+    utm.to_file(tmp_path / "utm.gpkg", driver="GPKG")
+    assert load(etl_url, "schools", tmp_path / "vn.gpkg").inserted == 1
+    assert load(etl_url, "schools", tmp_path / "utm.gpkg").inserted == 1
+    with psycopg.connect(etl_url) as conn:
+        pts = conn.execute("SELECT code, ST_X(geom), ST_Y(geom) FROM schools ORDER BY code").fetchall()
+    assert abs(pts[0][1] - 103.97) < 1e-6 and abs(pts[0][2] - 22.48) < 1e-6
+    x, y = to_utm.transform(pts[1][1], pts[1][2])
+    ex, ey = to_utm.transform(SCHOOLS[1]["lon"], SCHOOLS[1]["lat"])
+    assert abs(x - ex) < 0.01 and abs(y - ey) < 0.01
+
+
+# -- validation ------------------------------------------------------------------------------------
+
+
+ZONE = {"plan_name": "QHPK Kim Tân", "decision_no": "123/QĐ-UBND", "decision_date": "2024-05-10",
+        "zone_type": "residential", "allowed_uses": "residential;commercial", "max_height_m": 24,
+        "max_floors": 7, "max_coverage_pct": 60, "min_setback_m": 3, "valid_from": "2024-06-01"}
+
+
+def zones_geojson(path: Path, rings: dict[str, list]) -> None:
+    features = [{"type": "Feature", "properties": {**ZONE, "zone_code": code},
+                 "geometry": {"type": "Polygon", "coordinates": [ring]}} for code, ring in rings.items()]
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+
+
+def test_self_intersecting_polygon_repaired_and_unclosed_ring_closed(etl_url, tmp_path):
+    x, y, d = 103.97, 22.48, 0.002
+    path = tmp_path / "zones.geojson"
+    zones_geojson(path, {
+        "OK": [[x, y], [x + d, y], [x + d, y + d], [x, y + d], [x, y]],
+        "BOWTIE": [[x, y], [x + d, y + d], [x + d, y], [x, y + d], [x, y]],    # crosses itself
+        "OPEN": [[x, y], [x + d, y], [x + d, y + d], [x, y + d]],              # last point missing
+        "LINE": [[x, y], [x + d, y], [x, y]],                                  # nothing to save
+    })
+    result = load(etl_url, "landuse_zones", path)
+    assert (result.inserted, result.repaired, result.rejected) == (3, 2, 1)
+    with psycopg.connect(etl_url) as conn:
+        rows = dict(conn.execute("SELECT zone_code, ST_IsValid(geom) AND ST_NumGeometries(geom) > 0"
+                                 " FROM landuse_zones").fetchall())
+        bowtie = conn.execute("SELECT ST_NumGeometries(geom), ST_Area(geom::geography) FROM landuse_zones"
+                              " WHERE zone_code = 'BOWTIE'").fetchone()
+        opened = conn.execute("SELECT ST_NPoints(geom) FROM landuse_zones WHERE zone_code = 'OPEN'").fetchone()[0]
+        repairs = conn.execute("SELECT row_no, reason_vi, reason_en FROM etl_repairs WHERE run_id = %s"
+                               " ORDER BY row_no", (result.run_id,)).fetchall()
+        allowed = conn.execute("SELECT allowed_uses FROM landuse_zones WHERE zone_code = 'OK'").fetchone()[0]
+    assert rows == {"OK": True, "BOWTIE": True, "OPEN": True}
+    assert bowtie[0] == 2 and bowtie[1] > 0       # the two triangles of the bow tie
+    assert opened == 5                            # four corners and the closing point
+    assert [r[0] for r in repairs] == [2, 3]
+    assert "make_valid" in repairs[0][2] and "Self-intersection" in repairs[0][2]
+    assert "khép" in repairs[1][1] and "closed" in repairs[1][2]
+    assert allowed == ["residential", "commercial"]
+    [reject] = rejects(etl_url, result.run_id)
+    assert reject["row_no"] == 4 and reject["field"] == "geom"
+    assert reject["row_data"]["properties"]["zone_code"] == "LINE"
+
+
+def test_point_outside_the_province_rejected_with_its_reason(etl_url, tmp_path):
+    rows = [*SCHOOLS, school("TH-HN", "Trường ở Hà Nội", *OUTSIDE)]
+    path = tmp_path / "truong.geojson"
+    frame(rows).to_file(path, driver="GeoJSON")
+    result = load(etl_url, "schools", path)
+    assert (result.inserted, result.rejected) == (3, 1)
+    [reject] = rejects(etl_url, result.run_id)
+    assert reject["row_no"] == 4 and reject["field"] == "geom"
+    assert "ngoài tỉnh" in reject["reason_vi"] and "outside the province" in reject["reason_en"]
+    assert reject["row_data"]["properties"]["code"] == "TH-HN"
+    assert runs(etl_url)[-1]["n_rejected"] == 1
+
+
+def test_types_code_lists_required_checks_and_duplicates(etl_url, tmp_path):
+    rows = [
+        school("TH-001", "Tốt", 103.97, 22.48),
+        school("TH-002", "Cấp học lạ", 103.97, 22.48, level="university"),
+        school("TH-003", "Số lạ", 103.97, 22.48, students="nhiều"),
+        school("TH-004", "", 103.97, 22.48),
+        school("TH-005", "Âm", 103.97, 22.48, students=-5),
+        school("TH-001", "Trùng", 103.97, 22.48),
+    ]
+    path = tmp_path / "t.geojson"
+    frame(rows).to_file(path, driver="GeoJSON")
+    result = load(etl_url, "schools", path)
+    assert (result.inserted, result.rejected) == (1, 5)
+    got = {r["row_no"]: (r["field"], r["reason_en"]) for r in rejects(etl_url, result.run_id)}
+    assert got[2][0] == "level" and "code list" in got[2][1]
+    assert got[3][0] == "students" and "integer" in got[3][1]
+    assert got[4][0] == "name" and "Required" in got[4][1]
+    assert got[5][0] == "students" and "schools_students_check" in got[5][1]
+    assert got[6][0] == "code" and "Duplicate" in got[6][1] and "row 1" in got[6][1]
+
+
+def test_file_without_crs_refused_before_any_write(etl_url, tmp_path):
+    path = tmp_path / "truong.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(SCHOOLS[0]))
+        w.writeheader()
+        w.writerows(SCHOOLS)
+    before = table_state(etl_url, "schools")
+    with pytest.raises(EtlError) as err:
+        load(etl_url, "schools", path)
+    assert "hệ tọa độ" in err.value.message_vi and "coordinate reference system" in err.value.message_en
+    assert table_state(etl_url, "schools") == before == []
+    [run] = runs(etl_url)
+    assert run["status"] == "failed" and run["n_inserted"] == 0 and "CRS" in run["message"]
+    assert rejects(etl_url, run["id"]) == []
+    # A shapefile without .prj is refused the same way.
+    frame(SCHOOLS).to_file(tmp_path / "noprj.shp", driver="ESRI Shapefile")
+    (tmp_path / "noprj.prj").unlink()
+    with pytest.raises(EtlError, match="coordinate reference system"):
+        load(etl_url, "schools", tmp_path / "noprj.shp")
+    assert table_state(etl_url, "schools") == []
+
+
+def test_missing_mapped_column_and_empty_file_refused(etl_url, tmp_path):
+    path = tmp_path / "t.geojson"
+    frame(SCHOOLS).to_file(path, driver="GeoJSON")
+    source = Source(name="sgd", layer="schools", path=path, fields={"code": "MA_TRUONG", "name": "name",
+                                                                     "level": "level", "ownership": "ownership"})
+    with pytest.raises(EtlError) as err:
+        run_source(etl_url, REGISTRY, source)
+    assert "MA_TRUONG" in err.value.message_en and "MA_TRUONG" in err.value.message_vi
+    empty = tmp_path / "empty.geojson"
+    empty.write_text('{"type": "FeatureCollection", "features": []}')
+    with pytest.raises(EtlError, match="empty"):
+        load(etl_url, "schools", empty)
+    assert table_state(etl_url, "schools") == []
+    assert [r["status"] for r in runs(etl_url)] == ["failed", "failed"]
+
+
+def test_declared_mapping_codes_and_defaults(etl_url, tmp_path):
+    gdf = gpd.GeoDataFrame({"MA": ["MN-1", "TH-1"], "TEN": ["Mầm non Hoa Mai", "Tiểu học Lê Lợi"],
+                            "CAP": ["MN", "TH"]},
+                           geometry=[shapely.Point(103.97, 22.48), shapely.Point(103.968, 22.49)], crs=4326)
+    gdf.to_file(tmp_path / "sgd.gpkg", driver="GPKG")
+    source = Source(name="sgd", layer="schools", path=tmp_path / "sgd.gpkg",
+                    fields={"code": "MA", "name": "TEN", "level": "CAP"}, defaults={"ownership": "public"},
+                    codes={"level": {"MN": "preschool", "TH": "primary"}})
+    result = run_source(etl_url, REGISTRY, source)
+    assert (result.inserted, result.rejected) == (2, 0)
+    with psycopg.connect(etl_url) as conn:
+        assert conn.execute("SELECT code, level, ownership, source FROM schools ORDER BY code").fetchall() == [
+            ("MN-1", "preschool", "public", "etl:sgd"), ("TH-1", "primary", "public", "etl:sgd")]
+
+
+# -- idempotence, dry run --------------------------------------------------------------------------
+
+
+def test_same_file_twice_changes_nothing_the_second_time(etl_url, tmp_path):
+    path = tmp_path / "truong.gpkg"
+    frame(SCHOOLS).to_file(path, driver="GPKG")
+    first = load(etl_url, "schools", path)
+    state = table_state(etl_url, "schools")
+    with psycopg.connect(etl_url) as conn:
+        xmins = conn.execute("SELECT xmin::text FROM schools ORDER BY id").fetchall()
+    second = load(etl_url, "schools", path)
+    assert first.inserted == 3
+    assert (second.status, second.inserted, second.updated, second.unchanged, second.changed) == \
+        ("unchanged", 0, 0, 3, 0)
+    assert "Nothing changed" in second.message
+    assert table_state(etl_url, "schools") == state
+    with psycopg.connect(etl_url) as conn:
+        # Not even rewritten: the same tuple versions, and no new history version.
+        assert conn.execute("SELECT xmin::text FROM schools ORDER BY id").fetchall() == xmins
+        assert conn.execute("SELECT count(*) FROM history.schools").fetchone()[0] == 3
+    # One field changed: one update, the rest untouched.
+    changed = [dict(s) for s in SCHOOLS]
+    changed[1]["students"] = 999
+    frame(changed).to_file(path, driver="GPKG")
+    third = load(etl_url, "schools", path)
+    assert (third.status, third.inserted, third.updated, third.unchanged) == ("succeeded", 0, 1, 2)
+
+
+def test_dry_run_reports_and_writes_nothing(etl_url, tmp_path):
+    path = tmp_path / "truong.geojson"
+    frame([*SCHOOLS, school("TH-HN", "Hà Nội", *OUTSIDE)]).to_file(path, driver="GeoJSON")
+    result = load(etl_url, "schools", path, dry_run=True)
+    assert (result.status, result.inserted, result.rejected) == ("dry-run", 3, 1)
+    assert "outside" in result.rejects[0]["reason_en"]
+    assert table_state(etl_url, "schools") == [] and runs(etl_url) == []
