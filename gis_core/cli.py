@@ -245,7 +245,10 @@ def serve(threads: int) -> None:
 # Each area brings its own command group; their modules import nothing heavy until a command runs.
 from etl.cli import etl  # noqa: E402
 
-main.add_command(etl)
+from .incidents.cli import incidents  # noqa: E402
+
+for _group in (etl, incidents):
+    main.add_command(_group)
 
 if __name__ == "__main__":
     main()

@@ -21,12 +21,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     database.open()
     app.extensions["iocgis"] = {"settings": settings, "registry": registry, "db": database}
 
-    from . import api, assets, ogc, pages
+    from . import api, assets, devices, incidents_board, mapapi, ogc, pages, reports, wall
 
     app.register_blueprint(assets.blueprint(settings))
     app.register_blueprint(api.blueprint)
     app.register_blueprint(ogc.blueprint(settings), url_prefix="/ogc")
-    app.register_blueprint(pages.blueprint)
+    app.register_blueprint(pages.blueprint)          # / (leaders' interactive map)
+    app.register_blueprint(mapapi.blueprint)         # its JSON: indicators, clusters, drill-down
+    app.register_blueprint(wall.blueprint)           # /wall
+    app.register_blueprint(reports.blueprint)        # citizens: reports and public tracking
+    app.register_blueprint(devices.blueprint)        # cameras: heartbeats and AI events
+    app.register_blueprint(incidents_board.blueprint)  # operators: /incidents
 
     @app.errorhandler(IocgisError)
     def _iocgis_error(exc: IocgisError):

@@ -29,6 +29,9 @@ from gis_core.registry import Layer, Registry, Text
 from gis_core.settings import Settings
 
 PROVINCE_NAME = "Lào Cai"
+RELIEF_TITLE = Text("Địa hình (từ DEM)", "Relief (from the DEM)")
+# The indicator the map opens with: the first thing leaders ask about the province.
+DEFAULT_INDICATOR = "poverty_rate"
 PAGE_TITLE = Text(f"Bản đồ số tỉnh {PROVINCE_NAME} — IOC-GIS", f"Digital map of {PROVINCE_NAME} province")
 
 # Folium asset name -> local URL, or None to leave the asset out. Keys are the names folium gives
@@ -74,20 +77,24 @@ THEME_TITLES: dict[str, Text] = {
 
 @dataclass(frozen=True)
 class LayerView:
-    """How much of a layer the map asks for, and whether it is on when the page opens."""
+    """How much of a layer the map asks for, and whether it is on when the page opens.
+
+    `cluster_days`: the layer is drawn from /api/layers/<id>/clusters (grid cells counted in
+    PostGIS for the current bbox and zoom) instead of GeoJSON, the last N days of it (0: all)."""
 
     limit: int = 5000
     sortby: str | None = None
     show: bool = True
     note: Text | None = None
+    cluster_days: int | None = None
 
 
-# Layers that would swamp the page. Incidents grow without bound (10k+ a year), so the map shows
-# the latest ones and /incidents is where the full list lives. Zoning and permits are dense
-# detail for planners: off at first, loaded when switched on.
+# Layers that would swamp the page. Incidents grow without bound (10k+ a year, a million in the
+# bench), so they come clustered by the server, the last 30 days by default; /incidents is where
+# the full list lives. Zoning and permits are dense detail for planners: off at first, loaded
+# when switched on.
 VIEWS: dict[str, LayerView] = {
-    "incidents": LayerView(limit=2000, sortby="-reported_at",
-                           note=Text("2.000 phản ánh mới nhất", "latest 2,000")),
+    "incidents": LayerView(cluster_days=30, note=Text("30 ngày gần nhất, gom cụm", "last 30 days, clustered")),
     "landuse_zones": LayerView(show=False),
     "building_permits": LayerView(show=False),
 }
@@ -135,7 +142,11 @@ def layer_spec(layer: Layer, view: LayerView) -> dict:
     return {
         "id": layer.id,
         "title": layer.title.vi,
+        "title_en": layer.title.en,
         "url": items_url(layer, view),
+        "cluster_url": None if view.cluster_days is None else f"/api/layers/{layer.id}/clusters",
+        "cluster_days": view.cluster_days,
+        "item_url": f"/ogc/collections/{layer.id}/items/",
         "geometry": _geometry_kind(layer),
         "id_field": layer.id_field,
         "icon": layer.style.icon,
@@ -209,6 +220,47 @@ class MapSetup(MacroElement):
         self.bounds = bounds
 
 
+class ReliefLayer(FoliumLayer):
+    """The offline base map's relief (hillshade tinted by height, drawn by our server from the DEM)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            var {{ this.get_name() }} = iocgis.relief({{ this.url|tojson }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self):
+        super().__init__(name=f'<span class="iocgis-swatch relief"></span>{escape(bilingual(RELIEF_TITLE))}',
+                         overlay=True, control=True, show=True)
+        self._name = "ReliefLayer"
+        self.url = "/api/relief.json"
+
+
+class LeadersControls(MacroElement):
+    """Indicators (choropleth, legend, chart), search, drill-down and the shareable URL state, on
+    top of the registry layers. Added last: it needs the map fitted and every layer made."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            iocgis.leaders({{ this._parent.get_name() }}, {
+            {%- for id, element in this.layers.items() %}
+                {{ id|tojson }}: {{ element.get_name() }},
+            {%- endfor %}
+            }, {{ this.options|tojson }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, layers: dict[str, FoliumLayer], options: dict):
+        super().__init__()
+        self._name = "LeadersControls"
+        self.layers = layers
+        self.options = options
+
+
 class Page(Figure):
     """branca's Figure with the page language, a real title and no favicon request."""
 
@@ -261,14 +313,21 @@ def build_map(registry: Registry, settings: Settings) -> folium.Map:
     page.html.add_child(_heading(), name="iocgis_heading")
 
     groups: dict[str, list[FoliumLayer]] = {}
+    basemaps: list[FoliumLayer] = []
     if settings.basemap_url:
         basemap = folium.TileLayer(tiles=settings.basemap_url, attr="Bản đồ nền / Basemap",
                                    name="Bản đồ nền trực tuyến / Online basemap", overlay=True)
         fmap.add_child(basemap)
-        groups[bilingual(Text("Bản đồ nền", "Basemap"))] = [basemap]
+        basemaps.append(basemap)
+    relief = ReliefLayer()   # offline: our DEM, with the communes layer drawn over it
+    fmap.add_child(relief)
+    basemaps.append(relief)
+    groups[bilingual(Text("Bản đồ nền", "Basemap"))] = basemaps
+    elements: dict[str, FoliumLayer] = {}
     for layer in registry.published():
         element = OgcLayer(layer, VIEWS.get(layer.id, DEFAULT_VIEW))
         fmap.add_child(element)
+        elements[layer.id] = element
         theme = THEME_TITLES.get(layer.theme, Text(layer.theme, layer.theme))
         groups.setdefault(bilingual(theme), []).append(element)
 
@@ -278,6 +337,11 @@ def build_map(registry: Registry, settings: Settings) -> folium.Map:
         collapsed=JsCode("window.matchMedia('(max-width: 768px)').matches"),
     ))
     fmap.add_child(MapSetup([[south, west], [north, east]]))
+    fmap.add_child(LeadersControls(elements, {
+        "communes_layer": "communes", "default_indicator": DEFAULT_INDICATOR,
+        "indicators_url": "/api/indicators", "places_url": "/api/places", "commune_url": "/api/communes/",
+        "province_bounds": [[south, west], [north, east]],
+    }))
     localize_assets(page)
     return fmap
 

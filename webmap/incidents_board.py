@@ -1,0 +1,125 @@
+"""The operators' side: the /incidents board, one incident's page, state changes, report photos,
+and alerts (acknowledge, evaluate).
+
+Everything for operators is in this one blueprint so that the roles of the access-control issue can
+guard it with one `before_request` (and CSRF tokens on its forms). Until then it is open, and the
+`actor` of a change is what the form or the JSON says.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, redirect, render_template, request, url_for
+
+from gis_core.incidents import alerts, workflow
+from gis_core.incidents.errors import ValidationFailed
+
+from .incidents_common import PAGE_ASSETS, database, install_error_handlers, json_response
+
+blueprint = Blueprint("incidents_board", __name__)
+install_error_handlers(blueprint)
+
+
+def _filter() -> workflow.BoardFilter:
+    args = request.args
+    errors = {}
+    before = limit = None
+    try:
+        before = int(args["before"]) if args.get("before") else None
+    except ValueError:
+        errors["before"] = ("Phải là số nguyên.", "Must be a whole number.")
+    try:
+        limit = int(args.get("limit", 100))
+    except ValueError:
+        errors["limit"] = ("Phải là số nguyên.", "Must be a whole number.")
+    if errors:
+        raise ValidationFailed(errors)
+    return workflow.BoardFilter(
+        status=args.get("status") or None, category=args.get("category") or None,
+        commune_code=args.get("commune") or None, overdue=args.get("overdue") in ("1", "true", "on"),
+        before_id=before, limit=limit or 100)
+
+
+@blueprint.get("/api/incidents")
+def board_json():
+    f = _filter()
+    with database().connection() as conn:
+        rows = workflow.board(conn, f)
+    return json_response({"incidents": rows, "next_before": rows[-1]["id"] if len(rows) == f.limit else None})
+
+
+@blueprint.get("/incidents")
+def board_page():
+    f = _filter()
+    with database().connection() as conn:
+        rows = workflow.board(conn, f)
+        context = dict(rows=rows, f=f, counts=workflow.counts(conn), categories=workflow.categories(conn),
+                       communes=workflow.communes(conn), statuses=workflow.STATUS_LABELS,
+                       alerts=alerts.active(conn))
+    args = {k: v for k, v in request.args.items() if k != "before"}
+    next_url = url_for("incidents_board.board_page", **args, before=rows[-1]["id"]) if len(rows) == f.limit else None
+    html = render_template("incidents/board.html", assets=PAGE_ASSETS, next_url=next_url, **context)
+    return Response(html, mimetype="text/html")
+
+
+@blueprint.get("/incidents/<code>")
+def detail_page(code: str):
+    with database().connection() as conn:
+        incident = workflow.detail(conn, code)
+        agencies = workflow.agencies(conn)
+    html = render_template("incidents/detail.html", i=incident, agencies=agencies, statuses=workflow.STATUS_LABELS,
+                           assets=PAGE_ASSETS)
+    return Response(html, mimetype="text/html")
+
+
+@blueprint.get("/api/incidents/<code>")
+def detail_json(code: str):
+    with database().connection() as conn:
+        return json_response(workflow.detail(conn, code))
+
+
+@blueprint.get("/incidents/<code>/photo")
+def photo(code: str):
+    with database().connection() as conn:
+        media_type, data = workflow.photo(conn, code)
+    response = Response(data, mimetype=media_type)
+    # The bytes were sniffed on the way in; never let a browser guess otherwise.
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Disposition"] = f'inline; filename="{code}"'
+    return response
+
+
+@blueprint.post("/incidents/<code>/transition")
+def move(code: str):
+    """Change the status: JSON {to, actor, comment, answer, reason, agency} or the detail page's form.
+    409 when the workflow does not allow the step."""
+    data = request.get_json(silent=True) if request.is_json else request.form.to_dict()
+    if not isinstance(data, dict):
+        raise ValidationFailed({"body": ("Nội dung không hợp lệ.", "Invalid body.")})
+    to = data.get("to")
+    if not isinstance(to, str) or not to:
+        raise ValidationFailed({"to": ("Chưa chọn trạng thái mới.", "The new status is missing.")})
+    with database().connection() as conn:
+        result = workflow.transition(conn, code, to, data.get("actor") or "", comment=data.get("comment"),
+                                     answer=data.get("answer"), reason=data.get("reason"),
+                                     agency=data.get("agency") or None)
+    if request.is_json:
+        return json_response(result)
+    return redirect(url_for("incidents_board.detail_page", code=code), 303)
+
+
+@blueprint.post("/api/alerts/<int:alert_id>/acknowledge")
+def acknowledge(alert_id: int):
+    data = request.get_json(silent=True) if request.is_json else request.form.to_dict()
+    actor = data.get("actor") if isinstance(data, dict) else None
+    with database().connection() as conn:
+        result = alerts.acknowledge(conn, alert_id, actor if isinstance(actor, str) else "")
+    if request.is_json:
+        return json_response(result)
+    return redirect(url_for("incidents_board.board_page"), 303)
+
+
+@blueprint.post("/api/alerts/evaluate")
+def evaluate():
+    rule = request.args.get("rule") or None
+    with database().connection() as conn:
+        return json_response(alerts.evaluate(conn, rule))
