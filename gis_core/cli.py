@@ -246,8 +246,9 @@ def serve(threads: int) -> None:
 from etl.cli import etl  # noqa: E402
 
 from .incidents.cli import incidents  # noqa: E402
+from .zoning.cli import permits  # noqa: E402
 
-for _group in (etl, incidents):
+for _group in (etl, incidents, permits):
     main.add_command(_group)
 
 if __name__ == "__main__":

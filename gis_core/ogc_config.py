@@ -115,7 +115,11 @@ def build(registry: Registry) -> dict:
             "contact": {"name": "IOC-GIS", "position": "Data steward", "email": "ioc@example.invalid",
                         "url": "https://github.com/iocgis/iocgis", "role": "pointOfContact"},
         },
-        "resources": {layer.id: _collection(layer) for layer in registry.published()},
+        "resources": {**{layer.id: _collection(layer) for layer in registry.published()},
+                      # OGC API - Processes: the zoning check of a proposed building (gis_core/zoning).
+                      "zoning-check": {"type": "process",
+                                       "processor": {"name": "gis_core.zoning.process.ZoningCheckProcessor",
+                                                     "data": DATA}}},
     }
 
 

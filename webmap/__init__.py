@@ -21,7 +21,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     database.open()
     app.extensions["iocgis"] = {"settings": settings, "registry": registry, "db": database}
 
-    from . import api, assets, devices, incidents_board, mapapi, ogc, pages, reports, wall
+    from . import api, assets, devices, incidents_board, mapapi, ogc, pages, permits, reports, wall
 
     app.register_blueprint(assets.blueprint(settings))
     app.register_blueprint(api.blueprint)
@@ -29,6 +29,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(pages.blueprint)          # / (leaders' interactive map)
     app.register_blueprint(mapapi.blueprint)         # its JSON: indicators, clusters, drill-down
     app.register_blueprint(wall.blueprint)           # /wall
+    app.register_blueprint(permits.blueprint)        # planners: /permits
     app.register_blueprint(reports.blueprint)        # citizens: reports and public tracking
     app.register_blueprint(devices.blueprint)        # cameras: heartbeats and AI events
     app.register_blueprint(incidents_board.blueprint)  # operators: /incidents
