@@ -81,3 +81,12 @@ def test_bad_layer_files_are_refused_with_a_reason(tmp_path):
                    + "style: {popup: [secret]}\n")
     with pytest.raises(ConfigError, match="popup"):
         parse_layer(bad)
+
+
+def test_public_reports_layer_cannot_carry_personal_data(conn):
+    """The public answer sheet is a view without the reporter's columns, not a filter on a table."""
+    columns = {r[0] for r in conn.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = 'public_reports'::regclass AND attnum > 0")}
+    assert "ticket_code" in columns and "answer" in columns
+    assert not columns & {"reporter_name", "reporter_contact"}
+    assert REGISTRY["public_reports"].restricted_fields == ()

@@ -97,6 +97,9 @@ VIEWS: dict[str, LayerView] = {
     "incidents": LayerView(cluster_days=30, note=Text("30 ngày gần nhất, gom cụm", "last 30 days, clustered")),
     "landuse_zones": LayerView(show=False),
     "building_permits": LayerView(show=False),
+    # The province's public answer sheet: the latest reports, on request.
+    "public_reports": LayerView(show=False, limit=2000, sortby="-reported_at",
+                                note=Text("2.000 phản ánh mới nhất", "latest 2,000")),
 }
 DEFAULT_VIEW = LayerView()
 LABEL_MIN_ZOOM = 10  # commune names on the map itself; below this the hover tooltip names them
