@@ -263,3 +263,32 @@ def test_map_on_a_phone(browser, server, artifacts, registry):
         page.screenshot(path=str(artifacts / "map-phone-layers.png"))
     finally:
         visit.close()
+
+
+@pytest.mark.slow
+def test_map_outlines_unacknowledged_alerts(browser, server, demo_url):
+    import uuid
+
+    import psycopg
+
+    rule = f"test_map_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(demo_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO alert_rules (code, kind, name_vi, name_en, severity, params) VALUES"
+                     " (%s, 'open_incidents', 'Thử cảnh báo', 'Test alert', 'warning', '{}')", (rule,))
+        conn.execute("INSERT INTO alerts (rule_code, severity, reason_vi, reason_en, communes, fingerprint) VALUES"
+                     " (%s, 'warning', 'Tồn đọng phản ánh tại Bát Xát', 'Report backlog in Bát Xát',"
+                     " ARRAY(SELECT code FROM communes WHERE name = 'Bát Xát'), %s)", (rule, rule))
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    try:
+        page.goto(f"{server}/", wait_until="networkidle")
+        page.wait_for_function("window.iocgis && iocgis.alerts >= 1", timeout=20_000)
+        page.locator("path.iocgis-alert").first.wait_for(timeout=10_000)
+        assert page.locator("path.iocgis-alert").first.get_attribute("stroke") == "#dc2626"
+        page.evaluate("iocgis.alertLayer.getLayers()[0].openPopup()")  # its edge is thin to click
+        popup = page.locator(".leaflet-popup-content")
+        popup.wait_for(timeout=5_000)
+        assert "Tồn đọng phản ánh tại Bát Xát" in popup.inner_text()
+    finally:
+        page.close()
+        with psycopg.connect(demo_url, autocommit=True) as conn:
+            conn.execute("DELETE FROM alert_rules WHERE code = %s", (rule,))

@@ -160,3 +160,39 @@ def test_wall_in_english(browser, server):
         assert "Connected" in page.locator("#wall-conn").inner_text()
     finally:
         context.close()
+
+
+@pytest.mark.slow
+def test_wall_shows_an_alert_until_it_is_acknowledged(browser, server, demo_url, artifacts):
+    """An alert fired in the database appears on the wall, with its communes outlined on the map,
+    and leaves it once an operator acknowledges it — no reload either way."""
+    rule = f"test_wall_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(demo_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO alert_rules (code, kind, name_vi, name_en, severity, params) VALUES"
+                     " (%s, 'open_incidents', 'Thử cảnh báo', 'Test alert', 'critical', '{}')", (rule,))
+        alert_id = conn.execute(
+            "INSERT INTO alerts (rule_code, severity, reason_vi, reason_en, communes, fingerprint) VALUES"
+            " (%s, 'critical', 'Mưa lớn trên vùng nguy cơ sạt lở tại Sa Pa',"
+            " 'Heavy rain over landslide hazard in Sa Pa',"
+            " ARRAY(SELECT code FROM communes WHERE name = 'Sa Pa'), %s) RETURNING id", (rule, rule)).fetchone()[0]
+    context = browser.new_context(locale="vi-VN", viewport={"width": 3840, "height": 2160})
+    page = context.new_page()
+    try:
+        page.goto(f"{server}/wall?rotate=30&poll={POLL_S}", wait_until="networkidle", timeout=90_000)
+        item = page.locator(f'#wall-alert-list li[data-alert="{alert_id}"]')
+        item.wait_for(timeout=(POLL_S * 2 + 10) * 1000)
+        assert "sạt lở tại Sa Pa" in item.text_content() and "Khẩn cấp" in item.text_content()
+        assert page.locator("#wall-alerts").is_visible()
+        assert page.locator('path[stroke="#ef4444"]').count() >= 1      # Sa Pa outlined on the map
+        page.screenshot(path=str(artifacts / "wall-4k-alert.png"))
+        request = urllib.request.Request(f"{server}/api/alerts/{alert_id}/acknowledge", method="POST",
+                                         data=json.dumps({"actor": "test operator"}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request) as response:
+            assert response.status == 200
+        item.wait_for(state="detached", timeout=(POLL_S * 2 + 10) * 1000)
+        assert page.locator('path[stroke="#ef4444"]').count() == 0
+    finally:
+        context.close()
+        with psycopg.connect(demo_url, autocommit=True) as conn:
+            conn.execute("DELETE FROM alert_rules WHERE code = %s", (rule,))

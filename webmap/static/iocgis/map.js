@@ -186,7 +186,39 @@
     var control = map.getContainer().querySelector(".leaflet-control-layers-expanded");
     var right = control ? control.offsetWidth + 20 : 10;
     map.fitBounds(bounds, { paddingTopLeft: [50, 10], paddingBottomRight: [right, 10] });  // 50: the zoom buttons
+    showAlerts(map);
   };
+
+  /* Unacknowledged alerts (alert rules held as data, gis_core/incidents/alerts.py): their communes
+   * outlined in red until an operator acknowledges them; refreshed every minute, one layer reused. */
+  var ALERT_REFRESH_MS = 60000;
+  var SEVERITY = { critical: "Khẩn cấp / Critical", warning: "Cảnh báo / Warning", info: "Thông tin / Info" };
+  function showAlerts(map) {
+    ensurePanes(map);
+    var areas = L.geoJSON(null, {
+      pane: OUTLINE_PANE,
+      className: "iocgis-alert",
+      style: { color: "#dc2626", weight: 3, dashArray: "8 6", fill: false },
+      onEachFeature: function (feature, layer) {
+        var p = feature.properties;
+        layer.bindPopup("<strong>" + escapeHtml(SEVERITY[p.severity] || p.severity) + "</strong><br>" +
+          escapeHtml(p.reason_vi) + "<br><em>" + escapeHtml(p.reason_en) + "</em>");
+      },
+    }).addTo(map);
+    iocgis.alertLayer = areas;
+    function refresh() {
+      fetch("/api/alerts?f=geojson", { cache: "no-store" })
+        .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
+        .then(function (fc) {
+          areas.clearLayers();
+          areas.addData(fc.features || []);
+          iocgis.alerts = (fc.features || []).length;
+        })
+        .catch(function () { /* the map works without alerts; the next round tries again */ })
+        .finally(function () { setTimeout(refresh, ALERT_REFRESH_MS); });
+    }
+    refresh();
+  }
 
   /* One registry layer. Returns a Leaflet layer at once (the layer control needs it) and fills it
    * the first time it is added to the map. Points go into a cluster group so thousands of them

@@ -87,6 +87,8 @@
   var labels = L.layerGroup().addTo(map);
   var points = L.layerGroup().addTo(map);     // theme points (cameras), refilled per theme
   var pulses = L.layerGroup().addTo(map);     // new incidents, capped
+  var alertAreas = L.geoJSON(null, { style: { color: "#ef4444", weight: 3, dashArray: "8 6", fill: true,
+    fillColor: "#ef4444", fillOpacity: 0.12 }, interactive: false }).addTo(map);  // refilled, never re-made
   var byCode = {};
 
   function fit() {
@@ -279,6 +281,31 @@
     state.feed = ol.children.length;
   }
 
+  // -- alerts: shown until acknowledged --------------------------------------------------------------
+  var SEVERITY = { critical: ["Khẩn cấp", "Critical"], warning: ["Cảnh báo", "Warning"], info: ["Thông tin", "Info"] };
+  var ALERTS_MAX = 6;
+  function showAlerts(fc) {
+    var features = (fc && fc.features) || [];
+    alertAreas.clearLayers();
+    alertAreas.addData(features);
+    alertAreas.bringToFront();
+    var ol = $("wall-alert-list");
+    while (ol.firstChild) ol.removeChild(ol.firstChild);
+    features.slice(0, ALERTS_MAX).forEach(function (f) {
+      var p = f.properties, li = document.createElement("li");
+      li.className = p.severity; li.dataset.alert = p.id;
+      var sev = document.createElement("span"); sev.className = "sev";
+      var names = SEVERITY[p.severity] || [p.severity, p.severity];
+      sev.textContent = t(names[0], names[1]);
+      var where = document.createElement("span"); where.className = "where";
+      where.textContent = " · " + (p.communes || []).length + t(" xã, phường", " communes");
+      li.appendChild(sev); li.appendChild(document.createTextNode(" " + t(p.reason_vi, p.reason_en))); li.appendChild(where);
+      ol.appendChild(li);
+    });
+    $("wall-alerts").hidden = features.length === 0;
+    state.alerts = features.length;
+  }
+
   var lastSummaryAt = 0;
   function poll() {
     var url = "/api/wall/incidents" + (state.lastId === null ? "" : "?after=" + state.lastId);
@@ -288,7 +315,11 @@
       state.lastId = Math.max(feed.last_id, state.lastId || 0);
       state.polls += 1;
       var wantSummary = first || feed.incidents.length || Date.now() - lastSummaryAt > 30000;
-      return (wantSummary ? getJson("/api/wall/summary").then(function (s) { lastSummaryAt = Date.now(); showSummary(s); }) : null);
+      // Alerts every poll (one small query): a fired or acknowledged alert shows within a period.
+      return Promise.all([
+        wantSummary ? getJson("/api/wall/summary").then(function (s) { lastSummaryAt = Date.now(); showSummary(s); }) : null,
+        getJson("/api/alerts?f=geojson").then(showAlerts),
+      ]);
     }).then(function () {
       connected(true);
       setTimeout(poll, cfg.poll_s * 1000);
