@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import socket
+import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -16,7 +20,9 @@ import pytest
 from gis_core import wall
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 # a heap that can be measured: exact sizes, and a gc() to call before reading them
+                 "--enable-precise-memory-info", "--js-flags=--expose-gc"]
 POLL_S = 2
 
 
@@ -78,7 +84,9 @@ def _delete_incident(demo_url: str, ident: int) -> None:
 
 @pytest.mark.slow
 def test_wall_on_a_4k_screen_shows_new_incidents_without_reload(browser, server, demo_url, artifacts):
-    context = browser.new_context(locale="vi-VN", viewport={"width": 3840, "height": 2160})
+    # bypass_csp: Playwright's wait_for_function evaluates its predicate with eval(), which our CSP
+    # forbids; the pages' own CSP compliance is checked in test_security_headers.py.
+    context = browser.new_context(locale="vi-VN", viewport={"width": 3840, "height": 2160}, bypass_csp=True)
     page = context.new_page()
     requests: list[str] = []
     problems: list[str] = []
@@ -150,7 +158,7 @@ def test_wall_on_a_4k_screen_shows_new_incidents_without_reload(browser, server,
 
 @pytest.mark.slow
 def test_wall_in_english(browser, server):
-    context = browser.new_context(locale="en-GB", viewport={"width": 1920, "height": 1080})
+    context = browser.new_context(locale="en-GB", viewport={"width": 1920, "height": 1080}, bypass_csp=True)
     page = context.new_page()
     try:
         page.goto(f"{server}/wall?lang=en&poll=60", wait_until="networkidle")
@@ -175,7 +183,7 @@ def test_wall_shows_an_alert_until_it_is_acknowledged(browser, server, demo_url,
             " (%s, 'critical', 'Mưa lớn trên vùng nguy cơ sạt lở tại Sa Pa',"
             " 'Heavy rain over landslide hazard in Sa Pa',"
             " ARRAY(SELECT code FROM communes WHERE name = 'Sa Pa'), %s) RETURNING id", (rule, rule)).fetchone()[0]
-    context = browser.new_context(locale="vi-VN", viewport={"width": 3840, "height": 2160})
+    context = browser.new_context(locale="vi-VN", viewport={"width": 3840, "height": 2160}, bypass_csp=True)
     page = context.new_page()
     try:
         page.goto(f"{server}/wall?rotate=30&poll={POLL_S}", wait_until="networkidle", timeout=90_000)
@@ -196,3 +204,63 @@ def test_wall_shows_an_alert_until_it_is_acknowledged(browser, server, demo_url,
         context.close()
         with psycopg.connect(demo_url, autocommit=True) as conn:
             conn.execute("DELETE FROM alert_rules WHERE code = %s", (rule,))
+
+
+def _start_server(demo_url: str, port: int, log_path) -> subprocess.Popen:
+    env = {**os.environ, "DATABASE_URL": demo_url, "IOCGIS_PORT": str(port)}
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process, closed with it
+    proc = subprocess.Popen([sys.executable, "-m", "gis_core.cli", "serve"], env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    log.close()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/wall/summary", timeout=5):
+                return proc
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
+@pytest.mark.slow
+def test_wall_reconnects_after_a_server_restart_and_does_not_grow(browser, demo_url, tmp_path):
+    """A wall runs for days: when its server goes away it says so and retries with backoff, comes
+    back by itself when the server does, and a long run of polls and rotations keeps the DOM and
+    the JS heap flat."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = _start_server(demo_url, port, tmp_path / "server.log")
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})
+    try:
+        page.goto(f"http://127.0.0.1:{port}/wall?rotate=1&poll=1", wait_until="load", timeout=90_000)
+        page.wait_for_function("window.iocgisWall && iocgisWall.ready && iocgisWall.polls > 2", timeout=30_000)
+
+        def footprint() -> tuple[int, int]:
+            page.evaluate("window.gc && window.gc()")
+            return page.evaluate("[document.getElementsByTagName('*').length, performance.memory.usedJSHeapSize]")
+
+        page.wait_for_function("iocgisWall.rotations > 8", timeout=60_000)
+        nodes_before, heap_before = footprint()
+        page.wait_for_function("iocgisWall.rotations > 30 && iocgisWall.polls > 25", timeout=90_000)
+        nodes_after, heap_after = footprint()
+        assert nodes_after <= nodes_before * 1.1 + 50, (nodes_before, nodes_after)
+        assert heap_after <= heap_before * 1.5 + 2_000_000, (heap_before, heap_after)
+
+        proc.terminate()
+        proc.wait(10)
+        page.wait_for_function("document.getElementById('wall-conn').classList.contains('down')", timeout=20_000)
+        failures = page.evaluate("iocgisWall.failures")
+        assert failures >= 1 and "Mất kết nối" in page.locator("#wall-conn").inner_text()
+
+        proc = _start_server(demo_url, port, tmp_path / "server.log")
+        polls = page.evaluate("iocgisWall.polls")
+        # Backoff doubles from 2 s: after a short outage the next try is due within a few seconds.
+        page.wait_for_function(f"document.getElementById('wall-conn').classList.contains('ok') && "
+                               f"iocgisWall.polls > {polls}", timeout=40_000)
+        assert page.evaluate("window.location.href").endswith("poll=1")  # never reloaded
+    finally:
+        page.close()
+        proc.terminate()
+        proc.wait(10)
