@@ -1,6 +1,6 @@
 """Bulk zoning check: our set-based SQL next to a straightforward geopandas implementation.
 
-    .venv/bin/python bench/zoning_check.py [--permits 100000] [--zones 50000] [--keep]
+    .venv/bin/python bench/zoning_check.py [--permits 100000] [--zones 50000] [--workers 2] [--reuse]
 
 A scratch database on the same server as DATABASE_URL (or the managed cluster) is migrated and
 filled by SQL: `--zones` Voronoi blocks of a plan over a part of Lào Cai, a few hundred hazard
@@ -8,9 +8,11 @@ and corridor overlays, and `--permits` small rectangular footprints (10-25 m a s
 random points of the zones, about 12 % of them breaking a rule and some crossing a zone edge.
 Both implementations then check every permit and write their verdicts back:
 
-- ours: `zoning.check_permits` (the SQL of postgis/migrations/0011, chunks on two connections);
-- baseline: read both layers with geopandas, `sjoin`, intersection areas in UTM 48N for the
-  shares, the same rules in pandas, verdicts written back with COPY.
+- ours: `zoning.check_permits` (the SQL of postgis/migrations/0011 and 0017, chunks on two
+  connections);
+- baseline: read both layers with geopandas, `sjoin`, intersection areas and setbacks in the
+  check's metric projection (zoning_tolerances.metric_srid, UTM 48N) for the shares, the same
+  rules in pandas, verdicts written back with COPY.
 
 It prints both times, the ratio, and whether the verdicts (and the rules broken) agree.
 """
@@ -37,7 +39,6 @@ from gis_core.settings import Settings  # noqa: E402
 from gis_core.zoning import check_permits  # noqa: E402
 
 BENCH_DB = "iocgis_bench_zoning"
-METRIC = "EPSG:32648"
 
 # Zone types drawn for the bench, with limits as (height, floors, coverage, setback) and uses.
 SETUP = [
@@ -163,11 +164,13 @@ def baseline(url: str) -> tuple[pd.DataFrame, float]:
         overlays = gpd.read_postgis(
             "SELECT id AS oid, code, effect, max_height_m::float8 AS o_max_height, max_floors AS o_max_floors,"
             " valid_from AS o_from, valid_to AS o_to, geom FROM zoning_overlays", conn, geom_col="geom")
-        tol = pd.read_sql("SELECT sliver_m2::float8, setback_tolerance_m::float8 FROM zoning_tolerances", conn)
+        tol = pd.read_sql("SELECT sliver_m2::float8, setback_tolerance_m::float8, metric_srid FROM zoning_tolerances",
+                          conn)
     sliver, setback_tol = float(tol.sliver_m2[0]), float(tol.setback_tolerance_m[0])
+    metric = f"EPSG:{int(tol.metric_srid[0])}"
     read_s = time.perf_counter() - started
 
-    reasons = evaluate(permits, zones, overlays, sliver, setback_tol)
+    reasons = evaluate(permits, zones, overlays, sliver, setback_tol, metric)
     verdicts = permits[["id"]].copy()
     failed = reasons[reasons.severity == "fail"].id.unique()
     flagged = reasons.id.unique()
@@ -191,10 +194,11 @@ def baseline(url: str) -> tuple[pd.DataFrame, float]:
 
 
 def evaluate(permits: gpd.GeoDataFrame, zones: gpd.GeoDataFrame, overlays: gpd.GeoDataFrame,
-             sliver: float, setback_tol: float) -> pd.DataFrame:
-    """The rules of 0011 in geopandas: one row per broken rule (id, rule, severity)."""
-    pm = permits.to_crs(METRIC)
-    zm = zones.to_crs(METRIC)
+             sliver: float, setback_tol: float, metric: str) -> pd.DataFrame:
+    """The rules of 0011/0017 in geopandas, lengths and areas in `metric`: one row per broken rule
+    (id, rule, severity)."""
+    pm = permits.to_crs(metric)
+    zm = zones.to_crs(metric)
     pairs = gpd.sjoin(pm, zm, predicate="intersects", how="inner")
     pairs = pairs[(pairs.valid_from <= pairs.applied_on)
                   & (pairs.valid_to.isna() | (pairs.applied_on < pairs.valid_to))]
@@ -231,7 +235,7 @@ def evaluate(permits: gpd.GeoDataFrame, zones: gpd.GeoDataFrame, overlays: gpd.G
     outside = (area - covered.reindex(pm.index).fillna(0)).clip(lower=0)
     add(pm[~no_zone & (outside >= sliver)], "outside_plan", "review")
 
-    om = overlays.to_crs(METRIC)
+    om = overlays.to_crs(metric)
     ov = gpd.sjoin(pm, om, predicate="intersects", how="inner")
     ov = ov[(ov.o_from <= ov.applied_on) & (ov.o_to.isna() | (ov.applied_on < ov.o_to))]
     ov_area = shapely.area(shapely.intersection(ov.geometry.values, om.geometry.values[ov.index_right.to_numpy()]))

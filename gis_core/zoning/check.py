@@ -1,4 +1,4 @@
-"""Choosing what to check and handing it to the SQL of migration 0011.
+"""Choosing what to check and handing it to the SQL of migrations 0011 and 0017.
 
 Stored permits are checked by id in chunks: each chunk is one set-based statement
 (`zoning_check_permits`), so a progress bar can move and two connections can share the work, but
@@ -9,6 +9,7 @@ through the same `zoning_evaluate` as a one-element set.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -61,22 +62,34 @@ def chunks(ids: Sequence[int], size: int = CHUNK) -> list[list[int]]:
     return [list(ids[i:i + size]) for i in range(0, len(ids), size)]
 
 
-def _check_chunk(url: str, ids: list[int], sliver_m2: float | None) -> dict[str, int]:
-    with connect(url, autocommit=True) as conn:
-        return dict(conn.execute(CHECK_CHUNK, (ids, sliver_m2)).fetchall())
-
-
 def check_ids(url: str, ids: Sequence[int], *, sliver_m2: float | None = None, chunk: int = CHUNK,
               workers: int = 1, progress: Callable[[int], None] | None = None) -> dict[str, int]:
-    """Check and store the permits `ids`; {verdict: count}. Each chunk commits on its own."""
+    """Check and store the permits `ids`; {verdict: count}. Each chunk commits on its own; each
+    worker keeps one connection for all its chunks (a connection costs more than a small chunk)."""
     totals: Counter[str] = Counter()
     parts = chunks(ids, chunk)
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = [(len(p), pool.submit(_check_chunk, url, p, sliver_m2)) for p in parts]
-        for size, future in futures:
-            totals.update(future.result())
-            if progress:
-                progress(size)
+    local = threading.local()
+    opened: list[psycopg.Connection] = []
+    lock = threading.Lock()
+
+    def check_chunk(part: list[int]) -> dict[str, int]:
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = connect(url, autocommit=True)
+            with lock:
+                opened.append(conn)
+        return dict(conn.execute(CHECK_CHUNK, (part, sliver_m2)).fetchall())
+
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            futures = [(len(p), pool.submit(check_chunk, p)) for p in parts]
+            for size, future in futures:
+                totals.update(future.result())
+                if progress:
+                    progress(size)
+    finally:
+        for conn in opened:
+            conn.close()
     return dict(totals)
 
 
