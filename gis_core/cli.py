@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -152,6 +153,35 @@ def db_psql(args: tuple[str, ...]) -> None:
     os.execvp("psql", ["psql", url, *args])
 
 
+@db.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def db_backup(file: Path) -> None:
+    """Sao lưu toàn bộ CSDL vào FILE (pg_dump -Fc) / back the whole database up to FILE."""
+    from .backup import backup
+    from .db import database_url
+
+    try:
+        size = backup(database_url(_settings()), file)
+    except Exception as exc:
+        _fail(exc)
+    click.echo(f"Đã sao lưu / backed up: {file} ({size / 1e6:.1f} MB)")
+
+
+@db.command("restore")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def db_restore(file: Path) -> None:
+    """Khôi phục FILE vào một CSDL trống (pg_restore) / restore FILE into an empty database."""
+    from .backup import restore
+    from .db import database_url
+
+    started = time.monotonic()
+    try:
+        restore(database_url(_settings()), file)
+    except Exception as exc:
+        _fail(exc)
+    click.echo(f"Đã khôi phục / restored {file} in {time.monotonic() - started:.1f}s")
+
+
 # -- layers --------------------------------------------------------------------------------------
 
 
@@ -245,10 +275,11 @@ def serve(threads: int) -> None:
 # Each area brings its own command group; their modules import nothing heavy until a command runs.
 from etl.cli import etl  # noqa: E402
 
+from .audit import audit  # noqa: E402
 from .incidents.cli import incidents  # noqa: E402
 from .zoning.cli import permits  # noqa: E402
 
-for _group in (etl, incidents, permits):
+for _group in (etl, incidents, permits, audit):
     main.add_command(_group)
 
 if __name__ == "__main__":

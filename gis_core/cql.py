@@ -7,6 +7,7 @@ import re
 
 from geoalchemy2 import Geometry
 from psycopg import sql
+from pygeofilter.ast import Attribute, Node
 from pygeofilter.backends.sqlalchemy.evaluate import to_filter
 from sqlalchemy import ARRAY, BigInteger, Boolean, Date, DateTime, Float, Integer, Numeric, Text, column, table
 from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
@@ -32,6 +33,17 @@ def _sa_type(pg_type: str):
     return _TYPES.get(pg_type, Text)()
 
 
+def _attributes(node) -> list[str]:
+    """The names of the fields a parsed filter refers to."""
+    if isinstance(node, Attribute):
+        return [node.name]
+    if isinstance(node, (list, tuple)):
+        return [name for sub in node for name in _attributes(sub)]
+    if isinstance(node, Node):
+        return _attributes(node.get_sub_nodes())
+    return []
+
+
 def to_where(ast, catalog: Catalog) -> Clause:
     cols = [column(c.name, _sa_type(c.pg_type)) for c in (catalog.id_column, *catalog.columns)]
     geom = column(catalog.geometry, Geometry(srid=catalog.srid))
@@ -39,13 +51,21 @@ def to_where(ast, catalog: Catalog) -> Clause:
     mapping = {c.name: t.c[c.name] for c in cols}
     mapping[catalog.geometry] = t.c[catalog.geometry]
     mapping.setdefault("geometry", t.c[catalog.geometry])  # CQL2 names the geometry by its role too
+    # Every field the filter names must be a public one: pygeofilter would otherwise turn an unknown
+    # name into a constant instead of failing.
+    unknown = sorted({name for name in _attributes(ast) if name not in mapping})
+    if unknown:
+        raise InvalidParameter(f"filter: không có trường {', '.join(unknown)}.",
+                               f"filter: no field {', '.join(unknown)}.")
     try:
         expression = to_filter(ast, mapping)
     except (KeyError, AttributeError) as exc:
         raise InvalidParameter(f"filter: trường không hợp lệ {exc}.", f"filter: unknown or unusable field {exc}.") \
             from None
-    except (NotImplementedError, ValueError, TypeError) as exc:
+    except (NotImplementedError, ValueError, TypeError, ArithmeticError) as exc:
         raise InvalidParameter(f"filter không được hỗ trợ: {exc}.", f"unsupported filter: {exc}.") from None
+    if isinstance(expression, bool):   # folded to a constant (1 = 1)
+        return sql.SQL("TRUE" if expression else "FALSE"), {}
     compiled = expression.compile(dialect=pg_dialect.dialect(), compile_kwargs={"render_postcompile": True})
     # pygeoapi hands over filter geometries already in the storage CRS but labelled CRS84, and
     # pygeofilter writes that label as "SRID=CRS84;", which PostGIS cannot read.

@@ -9,6 +9,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 from sqlalchemy import Engine, create_engine
 
+from .audit import set_actor
 from .cluster import managed_cluster
 from .errors import ClusterError, DatabaseUnavailable
 from .settings import Settings
@@ -72,9 +73,14 @@ class Database:
         self.engine.dispose()
 
     @contextmanager
-    def connection(self) -> Iterator[psycopg.Connection]:
+    def connection(self, actor: str | None = None) -> Iterator[psycopg.Connection]:
+        """A pooled connection for one request or command; its transaction is committed at the end
+        of the block (rolled back on an exception). `actor` names who acts in that transaction for
+        the audit trail (see gis_core/audit.py): 'web:citizen', 'device:CAM-001', 'operator:Lan'."""
         try:
             with self.pool.connection() as conn:
+                if actor is not None:
+                    set_actor(conn, actor)
                 yield conn
         except (PoolTimeout, psycopg.OperationalError) as exc:
             raise DatabaseUnavailable(

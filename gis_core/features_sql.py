@@ -8,6 +8,7 @@ builds the page's GeoJSON itself: Python never turns geometries into objects and
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -82,6 +83,8 @@ def bbox_clause(catalog: Catalog, bbox: Sequence[float]) -> Clause:
     if len(bbox) != 4:
         raise InvalidParameter("bbox cần 4 số.", "bbox needs 4 numbers.")
     minx, miny, maxx, maxy = (float(v) for v in bbox)
+    if not all(math.isfinite(v) for v in (minx, miny, maxx, maxy)):
+        raise InvalidParameter("bbox: cần bốn số hữu hạn.", "bbox: needs four finite numbers.")
     if minx > maxx or miny > maxy:
         raise InvalidParameter("bbox: giá trị nhỏ phải đứng trước giá trị lớn.", "bbox: min must not exceed max.")
     envelope = sql.SQL("ST_MakeEnvelope(%(bbox_minx)s, %(bbox_miny)s, %(bbox_maxx)s, %(bbox_maxy)s, {srid})").format(
@@ -109,6 +112,9 @@ def datetime_clause(catalog: Catalog, datetime_: str | None) -> Clause:
     if "/" in datetime_:
         start, _, end = datetime_.partition("/")
         lo, hi = _instant(start), _instant(end)
+        if lo is None and hi is None:
+            raise InvalidParameter("datetime: khoảng phải có ít nhất một đầu.",
+                                   "datetime: an interval needs at least one end.")
         parts, params = [], {}
         if lo is not None:
             parts.append(sql.SQL("{} >= %(dt_start)s").format(col))

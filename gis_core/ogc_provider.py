@@ -8,6 +8,7 @@ table — is kept per (database, table) for the life of the process.
 from __future__ import annotations
 
 import threading
+from http import HTTPStatus
 
 import psycopg
 import pyproj
@@ -30,6 +31,15 @@ CHEAP_COUNT_ROWS = 200_000
 _lock = threading.Lock()
 _pools: dict[str, ConnectionPool] = {}
 _catalogs: dict[tuple, fsql.Catalog] = {}
+
+
+class DatabaseUnavailableError(ProviderConnectionError):
+    """The database cannot be reached: a 503 (pygeoapi answers a plain ProviderConnectionError with
+    a 500), so clients and load balancers retry instead of reporting a server bug."""
+    http_status_code = HTTPStatus.SERVICE_UNAVAILABLE
+    ogc_exception_code = "ServiceUnavailable"
+    default_msg = "Cơ sở dữ liệu tạm thời không phản hồi / the database is not answering right now; please retry"
+
 
 CATALOG_SQL = """
 SELECT a.attname, format_type(a.atttypid, a.atttypmod),
@@ -75,7 +85,7 @@ def catalog_for(url: str, table: str, id_field: str, geom: str, properties: list
             rows = conn.execute(CATALOG_SQL, (table,)).fetchall()
             estimate = conn.execute(ESTIMATE_SQL, (table,)).fetchone()
     except (PoolTimeout, psycopg.OperationalError) as exc:
-        raise ProviderConnectionError("database unavailable") from exc
+        raise DatabaseUnavailableError() from exc
     if not rows:
         raise ProviderConnectionError(f"table {table} not found")
     types = {name: (pg_type, srid, is_geom) for name, pg_type, srid, is_geom in rows}
@@ -189,6 +199,13 @@ class FastPostGISProvider(BaseProvider):
                 features = conn.execute(statement, params).fetchone()[0]
         except InvalidParameter as exc:
             raise ProviderInvalidQueryError(user_msg=f"{exc.message_vi} / {exc.message_en}") from None
+        except (psycopg.errors.UndefinedFunction, psycopg.errors.DatatypeMismatch):
+            # A filter comparing a field with a value of another type (students BETWEEN 'a' AND 'b').
+            if not filterq:
+                raise
+            raise ProviderInvalidQueryError(
+                user_msg="filter: kiểu giá trị không khớp với trường / a value does not match its field's type"
+            ) from None
         except (psycopg.errors.DataError, psycopg.errors.InternalError_) as exc:
             # Values the database cannot take (a malformed filter geometry, a date out of range)
             # are the client's mistake; anything else is ours and stays a 500.
@@ -197,7 +214,7 @@ class FastPostGISProvider(BaseProvider):
             detail = exc.diag.message_primary
             raise ProviderInvalidQueryError(user_msg=f"Giá trị không hợp lệ / invalid value: {detail}") from None
         except (PoolTimeout, psycopg.OperationalError) as exc:
-            raise ProviderConnectionError("database unavailable") from exc
+            raise DatabaseUnavailableError() from exc
         response["features"] = features
         response["numberReturned"] = len(features)
         return response
@@ -216,7 +233,7 @@ class FastPostGISProvider(BaseProvider):
             with self._connection() as conn:
                 row = conn.execute(statement, params).fetchone()
         except (PoolTimeout, psycopg.OperationalError) as exc:
-            raise ProviderConnectionError("database unavailable") from exc
+            raise DatabaseUnavailableError() from exc
         if row is None:
             raise ProviderItemNotFoundError(f"No such item: {self.id_field}={identifier}.")
         feature, previous, following = row

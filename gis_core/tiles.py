@@ -18,13 +18,12 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 from psycopg_pool import PoolTimeout
-from pygeoapi.provider.base import ProviderConnectionError
 from pygeoapi.provider.base_mvt import BaseMVTProvider
 from pygeoapi.provider.mvt_postgresql import MVTPostgreSQLProvider
 from pygeoapi.provider.tile import ProviderTileNotFoundError
 
 from . import features_sql as fsql
-from .ogc_provider import catalog_for, connection, plain_url
+from .ogc_provider import DatabaseUnavailableError, catalog_for, connection, plain_url
 
 EXTENT = 4096
 BUFFER = 64
@@ -151,7 +150,7 @@ def render(url: str, layers: list[TileLayer], z: int, x: int, y: int) -> bytes:
                     CACHE.put(key, tile)
                 parts.append(tile)
     except (PoolTimeout, psycopg.OperationalError) as exc:
-        raise ProviderConnectionError("database unavailable") from exc
+        raise DatabaseUnavailableError() from exc
     return b"".join(parts)
 
 

@@ -281,10 +281,13 @@ def test_map_outlines_unacknowledged_alerts(browser, server, demo_url):
     page = browser.new_page(viewport={"width": 1366, "height": 768})
     try:
         page.goto(f"{server}/", wait_until="networkidle")
-        page.wait_for_function("window.iocgis && iocgis.alerts >= 1", timeout=20_000)
+        page.wait_for_function("rule => window.iocgis && iocgis.alertLayer && iocgis.alertLayer.getLayers()"
+                               ".some(l => l.feature.properties.rule === rule)", arg=rule, timeout=20_000)
         page.locator("path.iocgis-alert").first.wait_for(timeout=10_000)
         assert page.locator("path.iocgis-alert").first.get_attribute("stroke") == "#dc2626"
-        page.evaluate("iocgis.alertLayer.getLayers()[0].openPopup()")  # its edge is thin to click
+        # Other alerts may be active too: open ours (its edge is too thin to click reliably).
+        page.evaluate("rule => iocgis.alertLayer.getLayers().find(l => l.feature.properties.rule === rule)"
+                      ".openPopup()", rule)
         popup = page.locator(".leaflet-popup-content")
         popup.wait_for(timeout=5_000)
         assert "Tồn đọng phản ánh tại Bát Xát" in popup.inner_text()

@@ -8,12 +8,14 @@ The shared demo database only gains rows here (new reports); demo rows are never
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import http.client
 import json
 import urllib.error
 import urllib.request
 import uuid
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -281,3 +283,44 @@ def test_per_client_rate_limit(demo_url, tmp_path, monkeypatch):
     assert other.status_code == 201
     assert counts(demo_url)[0] == before[0] + 4
     app.extensions["iocgis"]["db"].close()
+
+
+@pytest.mark.slow
+def test_track_and_board_pages_in_a_browser(server, artifacts):
+    """The citizen's tracking page and the operators' board, as a browser shows them: Vietnamese
+    first, the agency's answer public, the contact nowhere, nothing fetched from outside."""
+    from playwright.sync_api import sync_playwright
+
+    receipt = submit(server, description="Cây đổ chắn đường Cốc Lếu & ngõ 5 \"chợ cũ\"", contact="0987654321")
+    code = receipt["ticket_code"]
+    assert move(server, code, "assigned")[0] == 200
+    assert move(server, code, "in_progress")[0] == 200
+    assert move(server, code, "resolved", answer="Đội cây xanh đã dọn xong cây đổ.")[0] == 200
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844})   # a citizen's phone
+            requests, errors = [], []
+            page.on("request", lambda r: requests.append(r.url))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{server}/track/{code}", wait_until="networkidle")
+            text = page.locator("body").inner_text()
+            assert code in text and "Đội cây xanh đã dọn xong cây đổ." in text
+            assert 'Cốc Lếu & ngõ 5 "chợ cũ"' in text   # the citizen's words as typed
+            local = dt.datetime.now(ZoneInfo("Asia/Ho_Chi_Minh"))
+            assert local.strftime("%d/%m/%Y") in text and "+0000" not in text   # Việt Nam time, day first
+            assert "0987654321" not in page.content() and "Lò Thị Thơm" not in page.content()
+            page.screenshot(path=str(artifacts / "track-phone.png"), full_page=True)
+
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.on("request", lambda r: requests.append(r.url))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{server}/incidents?status=resolved", wait_until="networkidle")
+            assert page.locator(f"text={code}").count() >= 1
+            page.screenshot(path=str(artifacts / "incidents-board.png"))
+        finally:
+            browser.close()
+    outside = [url for url in requests if urlsplit(url).hostname != "127.0.0.1" and not url.startswith("data:")]
+    assert requests and not outside and not errors, (outside, errors)

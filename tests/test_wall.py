@@ -191,7 +191,8 @@ def test_wall_shows_an_alert_until_it_is_acknowledged(browser, server, demo_url,
         item.wait_for(timeout=(POLL_S * 2 + 10) * 1000)
         assert "sạt lở tại Sa Pa" in item.text_content() and "Khẩn cấp" in item.text_content()
         assert page.locator("#wall-alerts").is_visible()
-        assert page.locator('path[stroke="#ef4444"]').count() >= 1      # Sa Pa outlined on the map
+        outlined = page.locator('path[stroke="#ef4444"]').count()
+        assert outlined >= 1      # Sa Pa outlined on the map (other alerts may be active too)
         page.screenshot(path=str(artifacts / "wall-4k-alert.png"))
         request = urllib.request.Request(f"{server}/api/alerts/{alert_id}/acknowledge", method="POST",
                                          data=json.dumps({"actor": "test operator"}).encode(),
@@ -199,7 +200,7 @@ def test_wall_shows_an_alert_until_it_is_acknowledged(browser, server, demo_url,
         with urllib.request.urlopen(request) as response:
             assert response.status == 200
         item.wait_for(state="detached", timeout=(POLL_S * 2 + 10) * 1000)
-        assert page.locator('path[stroke="#ef4444"]').count() == 0
+        assert page.locator('path[stroke="#ef4444"]').count() == outlined - 1
     finally:
         context.close()
         with psycopg.connect(demo_url, autocommit=True) as conn:
@@ -232,7 +233,7 @@ def test_wall_reconnects_after_a_server_restart_and_does_not_grow(browser, demo_
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = _start_server(demo_url, port, tmp_path / "server.log")
-    page = browser.new_page(viewport={"width": 1920, "height": 1080})
+    page = browser.new_page(viewport={"width": 1920, "height": 1080}, bypass_csp=True)   # see above
     try:
         page.goto(f"http://127.0.0.1:{port}/wall?rotate=1&poll=1", wait_until="load", timeout=90_000)
         page.wait_for_function("window.iocgisWall && iocgisWall.ready && iocgisWall.polls > 2", timeout=30_000)

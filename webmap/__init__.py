@@ -9,6 +9,8 @@ from gis_core.errors import IocgisError
 from gis_core.registry import Registry
 from gis_core.settings import Settings
 
+from .security import install as install_security
+
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
@@ -20,8 +22,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     database = Database.from_settings(settings)
     database.open()
     app.extensions["iocgis"] = {"settings": settings, "registry": registry, "db": database}
+    install_security(app)  # security headers on every response, no traceback to users (webmap/security.py)
 
-    from . import api, assets, devices, incidents_board, mapapi, ogc, pages, permits, reports, wall
+    from . import admin_etl, api, assets, devices, incidents_board, mapapi, ogc, pages, permits, reports, wall
 
     app.register_blueprint(assets.blueprint(settings))
     app.register_blueprint(api.blueprint)
@@ -33,6 +36,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(reports.blueprint)        # citizens: reports and public tracking
     app.register_blueprint(devices.blueprint)        # cameras: heartbeats and AI events
     app.register_blueprint(incidents_board.blueprint)  # operators: /incidents
+    app.register_blueprint(admin_etl.blueprint)        # data stewards: /admin/etl (roles will guard it)
 
     @app.errorhandler(IocgisError)
     def _iocgis_error(exc: IocgisError):

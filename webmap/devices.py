@@ -31,7 +31,7 @@ def _sweep_cameras():
         return
     try:
         sweep["at"] = time.monotonic()
-        with database().connection() as conn:
+        with database().connection(actor="system:camera-sweep") as conn:
             cameras.sweep_offline(conn)
     except Exception:   # noqa: BLE001 - a failed sweep must never fail the page that triggered it
         current_app.logger.exception("camera sweep failed")
@@ -41,7 +41,7 @@ def _sweep_cameras():
 
 @blueprint.post("/api/cameras/<ref>/heartbeat")
 def heartbeat(ref: str):
-    with database().connection() as conn:
+    with database().connection(actor=f"device:{ref}") as conn:
         row = cameras.heartbeat(conn, ref)
     return json_response(row)
 
@@ -49,7 +49,7 @@ def heartbeat(ref: str):
 @blueprint.get("/api/cameras/status")
 def status():
     """Stored status and live status (from the heartbeats) of every camera; no stream addresses."""
-    with database().connection() as conn:
+    with database().connection(actor="system:camera-sweep") as conn:
         cameras.sweep_offline(conn)
         return json_response(cameras.status(conn))
 
@@ -72,6 +72,6 @@ def camera_event():
     else:
         raise UnsupportedMediaType("Gửi JSON hoặc biểu mẫu.", "Send JSON or a form.")
     event = cameras.parse_event(data, snapshot)
-    with database().connection() as conn:
+    with database().connection(actor=f"device:{event.camera}") as conn:
         result = cameras.ingest_event(conn, event)
     return json_response(result, 201 if result["created"] else 200)

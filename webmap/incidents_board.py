@@ -13,10 +13,11 @@ from flask import Blueprint, Response, redirect, render_template, request, url_f
 from gis_core.incidents import alerts, workflow
 from gis_core.incidents.errors import ValidationFailed
 
-from .incidents_common import PAGE_ASSETS, database, install_error_handlers, json_response
+from .incidents_common import PAGE_ASSETS, database, install_error_handlers, install_template_filters, json_response
 
 blueprint = Blueprint("incidents_board", __name__)
 install_error_handlers(blueprint)
+install_template_filters(blueprint)
 
 
 def _filter() -> workflow.BoardFilter:
@@ -31,6 +32,10 @@ def _filter() -> workflow.BoardFilter:
         limit = int(args.get("limit", 100))
     except ValueError:
         errors["limit"] = ("Phải là số nguyên.", "Must be a whole number.")
+    if before is not None and not 0 < before < 2**63:
+        errors["before"] = ("Ngoài phạm vi.", "Out of range.")
+    if limit is not None and not -2**31 < limit < 2**31:
+        errors["limit"] = ("Ngoài phạm vi.", "Out of range.")
     if errors:
         raise ValidationFailed(errors)
     return workflow.BoardFilter(
@@ -98,7 +103,7 @@ def move(code: str):
     to = data.get("to")
     if not isinstance(to, str) or not to:
         raise ValidationFailed({"to": ("Chưa chọn trạng thái mới.", "The new status is missing.")})
-    with database().connection() as conn:
+    with database().connection(actor=f"operator:{data.get('actor') or ''}") as conn:
         result = workflow.transition(conn, code, to, data.get("actor") or "", comment=data.get("comment"),
                                      answer=data.get("answer"), reason=data.get("reason"),
                                      agency=data.get("agency") or None)

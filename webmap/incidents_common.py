@@ -4,8 +4,10 @@ for /api/ paths and as a page elsewhere, the area's settings, and the local asse
 from __future__ import annotations
 
 import datetime as dt
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
@@ -67,6 +69,18 @@ def render_error(exc: IocgisError) -> Response:
     if retry:
         response.headers["Retry-After"] = str(retry)
     return response
+
+
+VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def vn_time(value: datetime | None, fmt: str = "%d/%m/%Y %H:%M") -> str:
+    """Times as people in the province read them: Việt Nam time (UTC+7), day first."""
+    return value.astimezone(VN_TZ).strftime(fmt) if value else ""
+
+
+def install_template_filters(bp: Blueprint) -> None:
+    bp.add_app_template_filter(vn_time, "vntime")
 
 
 def install_error_handlers(bp: Blueprint) -> None:

@@ -17,10 +17,18 @@ from gis_core.incidents import alerts, reports, workflow
 from gis_core.incidents.errors import PayloadTooLarge, TooManyRequests, UnsupportedMediaType, ValidationFailed
 from gis_core.incidents.ratelimit import TokenBucket
 
-from .incidents_common import PAGE_ASSETS, database, incident_settings, install_error_handlers, json_response
+from .incidents_common import (
+    PAGE_ASSETS,
+    database,
+    incident_settings,
+    install_error_handlers,
+    install_template_filters,
+    json_response,
+)
 
 blueprint = Blueprint("reports", __name__)
 install_error_handlers(blueprint)
+install_template_filters(blueprint)
 _limiter_lock = threading.Lock()
 
 
@@ -76,7 +84,7 @@ def submit():
         raise UnsupportedMediaType("Gửi JSON hoặc biểu mẫu (multipart/form-data).",
                                    "Send JSON or a form (multipart/form-data).")
     photo = _photo_from_request(data, cfg.max_photo_bytes)
-    with database().connection() as conn:
+    with database().connection(actor="web:citizen") as conn:
         report = reports.parse_report(data, reports.citizen_categories(conn), photo)
         receipt = reports.submit_report(conn, report)
     code = receipt["ticket_code"]

@@ -1,0 +1,188 @@
+"""The audit trail is written by the database: every write path (SQL as any role, the ETL, citizens'
+reports, operators' transitions, cameras) leaves rows in audit_log with its actor and before/after."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+from test_etl_files import SCHOOLS, copy_boundaries, frame
+
+from gis_core.audit import AuditFilter, set_actor, where_clause
+
+INSIDE = (103.9700, 22.4980)   # Cốc Lếu, Lào Cai ward
+
+
+def trail(conn, table: str, **where) -> list[dict]:
+    conds = " AND ".join(f"{k} = %({k})s" for k in where) or "TRUE"   # test-only, keys are literals here
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(f"SELECT * FROM audit_log WHERE table_name = %(t)s AND {conds} ORDER BY id",
+                    {"t": table, **where})
+        return cur.fetchall()
+
+
+@pytest.fixture
+def units(conn):
+    """A province and a commune, so that layer rows can name one."""
+    conn.execute("""
+        INSERT INTO admin_units (code, parent_code, level, kind, name, full_name, name_unaccent, valid_from,
+                                 source, geom)
+        VALUES ('99', NULL, 'province', 'Tỉnh', 'Thử', 'Tỉnh Thử', 'thu', '2025-07-01', 'test',
+                ST_Multi(ST_MakeEnvelope(103, 22, 105, 23, 4326))),
+               ('99001', '99', 'commune', 'Xã', 'Một', 'Xã Một', 'mot', '2025-07-01', 'test',
+                ST_Multi(ST_MakeEnvelope(103, 22, 104, 23, 4326)))""")
+    conn.commit()
+    return conn
+
+
+def test_sql_insert_update_delete_with_actor_and_changed_columns(units):
+    conn = units
+    with conn.transaction():
+        set_actor(conn, "test:Nguyễn  Văn\tA")
+        sid = conn.execute("""INSERT INTO schools (code, name, name_unaccent, level, ownership, students,
+                              commune_code, source, geom) VALUES ('T-1', 'Trường Một', 'truong mot', 'primary',
+                              'public', 100, '99001', 'test', ST_Point(103.5, 22.5, 4326)) RETURNING id"""
+                           ).fetchone()[0]
+    conn.execute("UPDATE schools SET students = 120, name = 'Trường Một B' WHERE id = %s", (sid,))
+    conn.execute("UPDATE schools SET students = 120 WHERE id = %s", (sid,))   # changes nothing: no row
+    conn.execute("DELETE FROM schools WHERE id = %s", (sid,))
+    conn.commit()
+    rows = trail(conn, "schools", row_key=str(sid))
+    assert [r["action"] for r in rows] == ["INSERT", "UPDATE", "DELETE"]
+    ins, upd, dele = rows
+    assert ins["actor"] == "test:Nguyễn Văn A"   # whitespace folded
+    assert ins["before"] is None and ins["after"]["code"] == "T-1" and ins["after"]["students"] == 100
+    # Geometry as hex EWKB: exact, with its SRID, and PostGIS reads it back.
+    assert conn.execute("SELECT ST_AsEWKT(%s::geometry)", (ins["after"]["geom"],)).fetchone()[0] == \
+        "SRID=4326;POINT(103.5 22.5)"
+    # Without iocgis.actor (its transaction has ended), the database role acts.
+    role = conn.execute("SELECT current_user").fetchone()[0]
+    assert upd["actor"] == role and upd["db_user"] == role
+    assert upd["before"] == {"students": 100, "name": "Trường Một"}
+    assert upd["after"] == {"students": 120, "name": "Trường Một B"}
+    assert dele["after"] is None and dele["before"]["name"] == "Trường Một B"
+    assert ins["txid"] != upd["txid"]
+
+
+def test_roles_without_rights_on_audit_log_are_audited_and_cannot_forge_it(units):
+    conn = units
+    assert not conn.execute("SELECT has_table_privilege('iocgis_ingest', 'audit_log', 'INSERT')").fetchone()[0]
+    conn.commit()
+    with conn.transaction():
+        conn.execute("SET LOCAL ROLE iocgis_ingest")
+        conn.execute("""INSERT INTO clinics (code, name, name_unaccent, kind, commune_code, source, geom)
+                        VALUES ('C-1', 'Trạm Y tế', 'tram y te', 'commune_station', '99001', 'test',
+                                ST_Point(103.5, 22.5, 4326))""")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+            conn.execute("INSERT INTO audit_log (actor, table_name, row_key, action, after)"
+                         " VALUES ('x', 'clinics', '1', 'INSERT', '{}')")
+    (row,) = trail(conn, "clinics")
+    assert row["actor"] == "iocgis_ingest" and row["db_user"] == "iocgis_ingest"
+
+
+def test_key_change_truncate_and_workflow_tables(units):
+    conn = units
+    conn.execute("UPDATE admin_units SET name = 'Một Mới' WHERE code = '99001'")
+    conn.execute("""INSERT INTO admin_units (code, parent_code, level, kind, name, full_name, name_unaccent,
+                    valid_from, source, valid_to) VALUES ('99002', '99', 'commune', 'Xã', 'Hai', 'Xã Hai', 'hai',
+                    '2020-01-01', 'test', '2025-07-01')""")
+    conn.execute("UPDATE admin_units SET code = '99003' WHERE code = '99002'")
+    conn.commit()
+    actions = [(r["row_key"], r["action"]) for r in trail(conn, "admin_units")]
+    assert actions[-4:] == [("99001", "UPDATE"), ("99002", "INSERT"), ("99002", "DELETE"), ("99003", "INSERT")]
+    conn.execute("""INSERT INTO cameras (code, name, kind, status, commune_code, source, geom)
+                    SELECT 'CAM-' || i, 'Camera ' || i, 'traffic', 'online', '99001', 'test',
+                           ST_Point(103.5, 22.5, 4326)
+                    FROM generate_series(1, 3) i""")
+    conn.execute("TRUNCATE cameras CASCADE")
+    conn.commit()
+    assert [r["action"] for r in trail(conn, "cameras")] == ["INSERT"] * 3 + ["DELETE"] * 3
+    # The workflow side tables are audited too; a photo's bytes stay out of the trail.
+    triggers = {r[0] for r in conn.execute(
+        "SELECT DISTINCT event_object_table FROM information_schema.triggers WHERE trigger_name LIKE 'audit_%'")}
+    assert triggers == {"admin_units", "landuse_zones", "building_permits", "schools", "clinics", "cameras",
+                        "incidents", "incident_workflow", "incident_transitions", "incident_photos"}
+
+
+def test_where_clause_is_parameterised():
+    where, params = where_clause(AuditFilter(table="x'; DROP TABLE audit_log; --", actor="a", limit=5))
+    text = where.as_string(None)
+    assert "DROP" not in text and params["table"].startswith("x'")
+
+
+ENV = {**os.environ}
+
+
+def cli(url: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gis_core.cli", *args], env={**ENV, "DATABASE_URL": url},
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_etl_load_is_audited_as_its_source(db_url, demo_url, tmp_path):
+    copy_boundaries(demo_url, db_url)
+    path = tmp_path / "truong.geojson"
+    frame(SCHOOLS).to_file(path, driver="GeoJSON")
+    done = cli(db_url, "etl", "load", "schools", str(path))
+    assert done.returncode == 0, done.stderr
+    with psycopg.connect(db_url) as conn:
+        rows = trail(conn, "schools")
+        run_id = conn.execute("SELECT max(id) FROM etl_runs").fetchone()[0]
+    assert len(rows) == len(SCHOOLS) and {r["action"] for r in rows} == {"INSERT"}
+    assert {r["actor"] for r in rows} == {"etl:load:schools"} and {r["etl_run"] for r in rows} == {run_id}
+    assert sorted(r["after"]["code"] for r in rows) == sorted(s["code"] for s in SCHOOLS)
+    shown = cli(db_url, "audit", "--table", "schools", "--limit", "2")
+    assert shown.returncode == 0 and shown.stdout.count("etl:load:schools") == 2 and "2 mục / entries" in shown.stdout
+    as_json = cli(db_url, "audit", "--table", "schools", "--since", dt.date.today().isoformat(), "--json")
+    assert len(as_json.stdout.splitlines()) == len(SCHOOLS)
+    assert json.loads(as_json.stdout.splitlines()[0])["action"] == "INSERT"
+    assert cli(db_url, "audit", "--table", "nope").returncode == 2
+    bad = cli(db_url, "audit", "--since", "yesterday")
+    assert bad.returncode == 2 and "--since" in bad.stderr
+
+
+def post(url: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status, json.loads(response.read())
+
+
+def test_web_writes_are_audited_with_their_actor(server, demo_url):
+    status, receipt = post(f"{server}/api/reports", {
+        "category": "infrastructure", "description": "Ống nước vỡ trên đường Hoàng Liên, nước tràn ra đường",
+        "location": {"type": "Point", "coordinates": list(INSIDE)}, "name": "Lò Văn Kiểm", "contact": "0912000111"})
+    assert status == 201
+    code = receipt["ticket_code"]
+    status, _ = post(f"{server}/incidents/{code}/transition", {"to": "assigned", "actor": "Trực ban Hà",
+                                                               "agency": "ubnd_xa"})
+    assert status == 200
+    with psycopg.connect(demo_url) as conn:
+        incident_id = conn.execute("SELECT id FROM incidents WHERE ticket_code = %s", (code,)).fetchone()[0]
+        camera = conn.execute("SELECT code FROM cameras ORDER BY id LIMIT 1").fetchone()[0]
+        rows = trail(conn, "incidents", row_key=str(incident_id))
+        moves = trail(conn, "incident_transitions")
+        workflow = trail(conn, "incident_workflow", row_key=str(incident_id))
+    created, assigned = rows
+    assert created["actor"] == "web:citizen" and created["action"] == "INSERT"
+    assert created["after"]["ticket_code"] == code and created["after"]["reporter_contact"] == "0912000111"
+    assert assigned["actor"] == "operator:Trực ban Hà" and assigned["action"] == "UPDATE"
+    assert assigned["before"]["status"] == "new" and assigned["after"]["status"] == "assigned"
+    assert [m["actor"] for m in moves if m["after"]["incident_id"] == incident_id] == \
+        ["web:citizen", "operator:Trực ban Hà"]
+    assert workflow[-1]["actor"] == "operator:Trực ban Hà"
+    assert workflow[-1]["after"]["agency_code"] == "ubnd_xa"
+
+    status, _ = post(f"{server}/api/cameras/{camera}/heartbeat", {})
+    assert status == 200
+    with psycopg.connect(demo_url) as conn:
+        beat = conn.execute("SELECT actor, after FROM audit_log WHERE table_name = 'cameras' AND action = 'UPDATE'"
+                            " AND row_key = (SELECT id::text FROM cameras WHERE code = %s) ORDER BY id DESC LIMIT 1",
+                            (camera,)).fetchone()
+    assert beat[0] == f"device:{camera}" and "last_seen" in beat[1]
