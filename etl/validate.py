@@ -80,6 +80,33 @@ def fast_unaccent(text: str) -> str:
     return " ".join(plain.lower().split()) if plain.isascii() else unaccent(text)
 
 
+def unaccent_column(values: list) -> list:
+    """fast_unaccent over a whole column, each distinct word translated once: names repeat their
+    words ("Trường", "Tiểu học", "xã") far more than they repeat whole. Same result as fast_unaccent
+    (translate touches letters only, so the words are the same; a text with any word that does not
+    come out ASCII goes through unaccent whole)."""
+    words: dict[str, str | None] = {}
+    out: list = []
+    append = out.append
+    for text in values:
+        if text is None:
+            append(None)
+            continue
+        parts = []
+        for w in text.split():
+            plain = words.get(w, "")
+            if plain == "":
+                t = w.translate(_UNACCENT)
+                plain = words[w] = t.lower() if t.isascii() else None
+            if plain is None:
+                parts = None
+                break
+            if plain:
+                parts.append(plain)
+        append(" ".join(parts) if parts is not None else unaccent(text))
+    return out
+
+
 # -- CRS -------------------------------------------------------------------------------------------
 
 
@@ -214,9 +241,11 @@ def _fast(kind: str, arr: np.ndarray) -> tuple[list, np.ndarray] | None:
     the values, and the positions it could not decide, which go through the per-value path.
     None: no fast path for this column."""
     if kind == "text" and arr.dtype == object and pd.api.types.infer_dtype(arr, skipna=True) in ("string", "empty"):
-        out = [None if v is None or v != v else (unicodedata.normalize("NFC", v).strip() or None)
-               for v in arr.tolist()]
-        return out, np.empty(0, dtype=np.int64)
+        # Each distinct value once (code lists, addresses and sources repeat a handful of values).
+        codes, uniques = pd.factorize(arr, use_na_sentinel=True)
+        done = np.array([unicodedata.normalize("NFC", v).strip() or None for v in uniques.tolist()] + [None],
+                        dtype=object)
+        return done[codes].tolist(), np.empty(0, dtype=np.int64)
     if kind in ("integer", "numeric", "float"):
         if arr.dtype.kind in "iu":
             return arr.tolist(), np.empty(0, dtype=np.int64)
@@ -377,7 +406,7 @@ def check_rows(spec: TableSpec, records: pd.DataFrame, mapping: dict[str, str], 
     for name in spec.columns:
         if name.endswith(UNACCENT_SUFFIX) and name in spec.derived():
             base = checked.values.get(name[: -len(UNACCENT_SUFFIX)], [None] * n)
-            checked.values[name] = [fast_unaccent(v) if v is not None else None for v in base]
+            checked.values[name] = unaccent_column(base)
     checked.values[spec.provenance] = [provenance] * n
     checked.geoms = check_geometries(checked, geoms, ring_closed, spec.geometry_type)
     # Duplicates of the natural key among rows otherwise fine: the first one wins.

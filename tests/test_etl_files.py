@@ -370,3 +370,11 @@ def test_dry_run_reports_and_writes_nothing(etl_url, tmp_path):
     assert (result.status, result.inserted, result.rejected) == ("dry-run", 3, 1)
     assert "outside" in result.rejects[0]["reason_en"]
     assert table_state(etl_url, "schools") == [] and runs(etl_url) == []
+
+
+def test_column_unaccent_agrees_with_the_one_value_form():
+    from etl.validate import fast_unaccent, unaccent_column
+
+    names = ["Trường Tiểu học Kim Tân", "  Xã  Bản Vược ", "Đồng Văn", "", "a\u0301b", "Ωmega", "ß straße",
+             "x\u00a0y", "ﬁne", None, "Trường Tiểu học Kim Tân"]
+    assert unaccent_column(names) == [fast_unaccent(n) if n is not None else None for n in names]
