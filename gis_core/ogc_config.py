@@ -2,22 +2,32 @@
 
 The committed pygeoapi-config.yml holds `${VAR:-default}` placeholders, never secrets; at start-up
 `load` fills them from Settings (not from the process environment) so one app can be built per
-settings object.
+settings object. A coverage's file is one such placeholder, `${IOCGIS_RASTER_<NAME>}`, filled from
+the `rasters` catalog (or settings.raster_dir/<name>.tif when the catalog cannot be read); a
+coverage whose file is not there is left out of the running API rather than fail every request.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
+import psycopg
 import yaml
 
-from .db import database_url
-from .registry import Layer, Registry
+from .db import connect, database_url
+from .errors import IocgisError
+from .registry import Coverage, Layer, Registry
 from .settings import Settings
+
+LOGGER = logging.getLogger(__name__)
 
 PROVIDER = "gis_core.ogc_provider.FastPostGISProvider"
 TILE_PROVIDER = "gis_core.tiles.FastMVTProvider"
+COVERAGE_PROVIDER = "gis_core.ogc_coverage.CoverageProvider"
+ZONAL_STATS = "gis_core.processes.zonal_stats.ZonalStatsProcessor"
 DATA = "${IOCGIS_OGC_DATABASE_URL:-postgresql://iocgis@127.0.0.1:54329/iocgis}"
 EPSG = "http://www.opengis.net/def/crs/EPSG/0/{}"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -76,6 +86,37 @@ def _collection(layer: Layer) -> dict:
     }
 
 
+def raster_placeholder(raster: str) -> str:
+    return f"IOCGIS_RASTER_{raster.upper()}"
+
+
+def _coverage(coverage: Coverage) -> dict:
+    return {
+        "type": "collection",
+        "title": {"vi": coverage.title.vi, "en": coverage.title.en},
+        "description": {"vi": coverage.description.vi, "en": coverage.description.en},
+        "keywords": list(coverage.keywords),
+        "extents": {"spatial": {"bbox": PROVINCE_BBOX, "crs": CRS84}},
+        "providers": [{
+            "type": "coverage",
+            "name": COVERAGE_PROVIDER,
+            "data": f"${{{raster_placeholder(coverage.raster)}:-var/rasters/{coverage.raster}.tif}}",
+            "format": {"name": "GTiff", "mimetype": "image/tiff"},
+            "band": {"title": coverage.title.en, **({"unit": coverage.unit} if coverage.unit else {})},
+        }],
+    }
+
+
+def _zonal_stats(coverages: list[Coverage]) -> dict:
+    return {"type": "process", "processor": {
+        "name": ZONAL_STATS,
+        "data": DATA,
+        "rasters": {c.id: {"raster": c.raster, "unit": c.unit,
+                           "classes": {value: {"vi": label.vi, "en": label.en} for value, label in c.classes}}
+                    for c in coverages},
+    }}
+
+
 def build(registry: Registry) -> dict:
     return {
         "server": {
@@ -116,10 +157,14 @@ def build(registry: Registry) -> dict:
                         "url": "https://github.com/iocgis/iocgis", "role": "pointOfContact"},
         },
         "resources": {**{layer.id: _collection(layer) for layer in registry.published()},
+                      # OGC API - Coverages: the rasters, each naming its entry in the `rasters` catalog.
+                      **{c.id: _coverage(c) for c in registry.coverages()},
                       # OGC API - Processes: the zoning check of a proposed building (gis_core/zoning).
                       "zoning-check": {"type": "process",
                                        "processor": {"name": "gis_core.zoning.process.ZoningCheckProcessor",
-                                                     "data": DATA}}},
+                                                     "data": DATA}},
+                      # ... and a raster summarised per commune (gis_core/processes/zonal_stats.py).
+                      "zonal-stats": _zonal_stats(registry.coverages())},
     }
 
 
@@ -128,10 +173,28 @@ def render(registry: Registry) -> str:
     return HEADER + body
 
 
-def placeholders(settings: Settings) -> dict[str, str]:
+CATALOG_SQL = "SELECT name, path FROM rasters WHERE name = ANY(%s)"
+
+
+def raster_paths(settings: Settings, names: Iterable[str]) -> dict[str, Path]:
+    """Each raster's file: where the `rasters` catalog says, else settings.raster_dir/<name>.tif
+    (where the demo writes them) when the catalog has no row or cannot be reached."""
+    names = list(names)
+    found: dict[str, Path] = {}
+    if names:
+        try:
+            with connect(database_url(settings), connect_timeout=5) as conn:
+                found = {name: Path(path) for name, path in conn.execute(CATALOG_SQL, (names,))}
+        except (IocgisError, psycopg.Error) as exc:
+            LOGGER.warning("rasters catalog unreadable (%s): looking in %s", exc, settings.raster_dir)
+    return {name: found.get(name) or settings.raster_dir / f"{name}.tif" for name in names}
+
+
+def placeholders(settings: Settings, rasters: dict[str, Path] | None = None) -> dict[str, str]:
     return {
         "IOCGIS_PUBLIC_URL": settings.base_url,
         "IOCGIS_OGC_DATABASE_URL": database_url(settings),
+        **{raster_placeholder(name): str(path) for name, path in (rasters or {}).items()},
     }
 
 
@@ -145,7 +208,24 @@ def _fill(value, values: dict[str, str]):
     return value
 
 
+def _rasters_named(raw: dict) -> list[str]:
+    names = []
+    for resource in raw.get("resources", {}).values():
+        for provider in resource.get("providers", ()):
+            match = PLACEHOLDER.fullmatch(str(provider.get("data", ""))) if provider.get("type") == "coverage" else None
+            if match and match["name"].startswith("IOCGIS_RASTER_"):
+                names.append(match["name"].removeprefix("IOCGIS_RASTER_").lower())
+    return names
+
+
 def load(path: Path, settings: Settings) -> dict:
-    """The committed config with its placeholders filled from `settings`."""
+    """The committed config with its placeholders filled from `settings` and the rasters catalog;
+    coverages whose file is missing are left out (logged), the rest of the API still starts."""
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return _fill(raw, placeholders(settings))
+    config = _fill(raw, placeholders(settings, raster_paths(settings, _rasters_named(raw))))
+    for name, resource in list(config["resources"].items()):
+        files = [p["data"] for p in resource.get("providers", ()) if p.get("type") == "coverage"]
+        if files and not all(Path(f).is_file() for f in files):
+            LOGGER.warning("coverage %s left out: no raster file at %s", name, files)
+            del config["resources"][name]
+    return config

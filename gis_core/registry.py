@@ -1,5 +1,9 @@
 """The layer registry: one YAML file per published layer in layers/, the single source of truth
-for its table, fields (public or restricted), geometry, titles, style and OGC metadata."""
+for its table, fields (public or restricted), geometry, titles, style and OGC metadata.
+
+A file with `kind: coverage` declares a raster instead: an OGC API - Coverages collection naming
+the raster by its name in the `rasters` catalog (the file itself is found at app start). Vector
+layers are what iterating the registry yields, as before; coverages are `Registry.coverages()`."""
 
 from __future__ import annotations
 
@@ -78,11 +82,32 @@ class Layer:
     def restricted_fields(self) -> tuple[Field, ...]:
         return tuple(f for f in self.fields if f.restricted)
 
+    kind = "feature"
+
     def field(self, name: str) -> Field:
         for f in self.fields:
             if f.name == name:
                 return f
         raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """A raster published as an OGC API - Coverages collection (and summarised by `zonal-stats`)."""
+
+    id: str
+    raster: str                 # its name in the `rasters` catalog
+    title: Text
+    description: Text
+    theme: str
+    keywords: tuple[str, ...]
+    unit: str | None
+    classes: tuple[tuple[int, Text], ...]   # a class raster: value -> label; empty for a continuous one
+    public: bool
+    order: int
+    path: Path
+
+    kind = "coverage"
 
 
 def _text(raw, where: str) -> Text:
@@ -98,13 +123,49 @@ def _ident(value, where: str) -> str:
     return value
 
 
-def parse_layer(path: Path) -> Layer:
+def _read(path: Path) -> tuple[dict, str]:
     raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    where = path.name
-    layer_id = _ident(raw.get("id"), f"{where} id")
+    layer_id = _ident(raw.get("id"), f"{path.name} id")
     if path.stem != layer_id:
-        raise ConfigError(f"{where}: tên tệp phải trùng id '{layer_id}'",
-                          f"{where}: file name must match id '{layer_id}'")
+        raise ConfigError(f"{path.name}: tên tệp phải trùng id '{layer_id}'",
+                          f"{path.name}: file name must match id '{layer_id}'")
+    return raw, layer_id
+
+
+def parse_coverage(path: Path) -> Coverage:
+    raw, coverage_id = _read(path)
+    where = path.name
+    if raw.get("kind") != "coverage":
+        raise ConfigError(f"{where}: không phải lớp raster (kind: coverage)", f"{where}: not a coverage")
+    theme = raw.get("theme")
+    if theme not in THEMES:
+        raise ConfigError(f"{where}: theme không hợp lệ", f"{where}: theme must be one of {sorted(THEMES)}")
+    classes = []
+    for value, label in (raw.get("classes") or {}).items():
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"{where}: giá trị lớp phải là số nguyên ({value!r})",
+                              f"{where}: class values must be integers ({value!r})")
+        classes.append((value, _text(label, f"{where} class {value}")))
+    return Coverage(
+        id=coverage_id,
+        raster=_ident(raw.get("raster"), f"{where} raster"),
+        title=_text(raw.get("title"), f"{where} title"),
+        description=_text(raw.get("description"), f"{where} description"),
+        theme=theme,
+        keywords=tuple(str(k) for k in raw.get("keywords") or ()),
+        unit=str(raw["unit"]) if raw.get("unit") is not None else None,
+        classes=tuple(sorted(classes)),
+        public=bool(raw.get("public", True)),
+        order=int(raw.get("order", 999)),
+        path=path,
+    )
+
+
+def parse_layer(path: Path) -> Layer:
+    raw, layer_id = _read(path)
+    where = path.name
+    if raw.get("kind", "feature") != "feature":
+        raise ConfigError(f"{where}: không phải lớp vector", f"{where}: not a vector layer (kind {raw.get('kind')!r})")
     geometry_type = raw.get("geometry_type")
     if geometry_type not in GEOMETRY_TYPES:
         raise ConfigError(f"{where}: geometry_type không hợp lệ", f"{where}: bad geometry_type {geometry_type!r}")
@@ -183,18 +244,40 @@ def parse_layer(path: Path) -> Layer:
 
 
 class Registry:
-    """All layers, in a stable order (the `order` key of each file, then id)."""
+    """All layers, in a stable order (the `order` key of each file, then id); the coverages apart."""
 
-    def __init__(self, layers: list[Layer]):
+    def __init__(self, layers: list[Layer], coverages: list[Coverage] | None = None):
         self._layers = {layer.id: layer for layer in layers}
+        self._coverages = {c.id: c for c in coverages or ()}
+        clash = set(self._layers) & set(self._coverages)
+        if clash:
+            raise ConfigError(f"Trùng id giữa lớp vector và raster: {sorted(clash)}",
+                              f"Vector layer and coverage ids clash: {sorted(clash)}")
 
     @classmethod
     def load(cls, directory: Path) -> Registry:
         files = sorted(directory.glob("*.yml"))
         if not files:
             raise ConfigError(f"Không có lớp nào trong {directory}", f"No layers in {directory}")
-        layers = [parse_layer(p) for p in files]
-        return cls(sorted(layers, key=lambda layer: (layer.order, layer.id)))
+        layers, coverages = [], []
+        for p in files:
+            kind = (yaml.safe_load(p.read_text(encoding="utf-8")) or {}).get("kind", "feature")
+            if kind == "coverage":
+                coverages.append(parse_coverage(p))
+            else:
+                layers.append(parse_layer(p))
+        order = lambda item: (item.order, item.id)  # noqa: E731
+        return cls(sorted(layers, key=order), sorted(coverages, key=order))
+
+    def coverages(self) -> list[Coverage]:
+        """The published rasters (OGC API - Coverages), in order."""
+        return [c for c in self._coverages.values() if c.public]
+
+    def coverage(self, coverage_id: str) -> Coverage:
+        try:
+            return self._coverages[coverage_id]
+        except KeyError:
+            raise KeyError(coverage_id) from None
 
     def __iter__(self):
         return iter(self._layers.values())

@@ -15,6 +15,7 @@ from gis_core.settings import Settings
 
 REGISTRY = Registry.load(Settings().layers_dir)
 LAYERS = REGISTRY.published()
+COVERAGES = REGISTRY.coverages()
 
 
 def get_json(url: str) -> dict:
@@ -30,7 +31,7 @@ def table_count(url: str, table: str) -> int:
 
 def test_collections_list_every_registry_layer(server):
     ids = [c["id"] for c in get_json(f"{server}/ogc/collections?f=json")["collections"]]
-    assert ids == [layer.id for layer in LAYERS]
+    assert ids == [layer.id for layer in LAYERS] + [c.id for c in COVERAGES]
     schools = get_json(f"{server}/ogc/collections/schools?f=json&lang=vi")
     assert schools["title"] == "Trường học"
 
@@ -82,7 +83,7 @@ def test_owslib_reads_collections_and_items(server):
     from owslib.ogcapi.features import Features
 
     api = Features(f"{server}/ogc")
-    assert {c["id"] for c in api.collections()["collections"]} == {layer.id for layer in LAYERS}
+    assert {c["id"] for c in api.collections()["collections"]} == {x.id for x in [*LAYERS, *COVERAGES]}
     communes = api.collection_items("communes", limit=200)
     names = {f["properties"]["name"] for f in communes["features"]}
     assert len(communes["features"]) == 99

@@ -3,15 +3,18 @@ globals (its own flask_app reads PYGEOAPI_CONFIG when imported)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from http import HTTPStatus
 from pathlib import Path
 
 import pygeoapi
 import pygeoapi.api as core_api
+import pygeoapi.api.coverages as coverages_api
 import pygeoapi.api.itemtypes as itemtypes_api
 import pygeoapi.api.processes as processes_api
 import pygeoapi.api.tiles as tiles_api
-from flask import Blueprint, Response, make_response, request
+from flask import Blueprint, Response, make_response, request, send_from_directory
 from pygeoapi.api import API, APIRequest, apply_gzip
 from pygeoapi.openapi import get_oas
 from pygeoapi.provider.base import ProviderConnectionError
@@ -24,10 +27,41 @@ from gis_core.settings import Settings
 
 from . import ogc_html
 
+# The OGC and GeoJSON schemas kept in the repo (see its README), served at /ogc/schemas/; every
+# external $ref of the OpenAPI document is pointed there, so validators and schemathesis need no
+# internet. pygeoapi's `ogc_schemas_location` would move only the Features Part 1/2 references.
+SCHEMAS_DIR = Path(__file__).parent / "ogc_schemas"
+LOCAL_SCHEMAS = {
+    "https://schemas.opengis.net/": "",
+    "https://raw.githubusercontent.com/opengeospatial/ogcapi-coverages/refs/heads/master/standard/openapi/":
+        "ogcapi/coverages/part1/1.0/openapi/",
+    "https://raw.githubusercontent.com/opengeospatial/ogcapi-records/master/core/openapi/":
+        "ogcapi/records/part1/1.0/openapi/",
+}
+
+
+def local_refs(document, schemas_url: str):
+    """`document` with each external $ref moved to `schemas_url` (a missing file fails a test, not a client)."""
+    if isinstance(document, dict):
+        out = {}
+        for key, value in document.items():
+            if key == "$ref" and isinstance(value, str):
+                for remote, local in LOCAL_SCHEMAS.items():
+                    if value.startswith(remote):
+                        value = schemas_url + local + value.removeprefix(remote)
+                        break
+                out[key] = value
+            else:
+                out[key] = local_refs(value, schemas_url)
+        return out
+    if isinstance(document, list):
+        return [local_refs(v, schemas_url) for v in document]
+    return document
+
 
 def blueprint(settings: Settings) -> Blueprint:
     config = ogc_config.load(settings.pygeoapi_config, settings)
-    api = API(config, get_oas(config))
+    api = API(config, local_refs(get_oas(config), config["server"]["url"].rstrip("/") + "/schemas/"))
     # pygeoapi's HTML pages link their own CSS and images under /ogc/static.
     bp = Blueprint("ogc", __name__, static_folder=Path(pygeoapi.__file__).parent / "static",
                    static_url_path="/static")
@@ -56,6 +90,9 @@ def blueprint(settings: Settings) -> Blueprint:
         return response
 
     bp.add_url_rule("/", "landing", lambda: run(core_api.landing_page))
+    bp.add_url_rule("/schemas/<path:path>", "schemas", lambda path: send_from_directory(
+        SCHEMAS_DIR, path, mimetype="application/yaml" if path.endswith(".yaml") else "application/json",
+        max_age=3600))
     bp.add_url_rule("/openapi", "openapi", lambda: run(core_api.openapi_))
     bp.add_url_rule("/conformance", "conformance", lambda: run(core_api.conformance))
     bp.add_url_rule("/TileMatrixSets", "tilematrixsets", lambda: run(tiles_api.tilematrixsets))
@@ -70,23 +107,35 @@ def blueprint(settings: Settings) -> Blueprint:
     bp.add_url_rule("/collections/<collection_id>/queryables", "queryables",
                     lambda collection_id: run(itemtypes_api.get_collection_queryables, collection_id))
     bp.add_url_rule("/collections/<collection_id>/items", "items",
-                    lambda collection_id: run(itemtypes_api.get_collection_items, collection_id,
-                                              check_format=False))
+                    lambda collection_id: _geojson(run(itemtypes_api.get_collection_items, collection_id,
+                                                       check_format=False)))
     bp.add_url_rule("/collections/<collection_id>/items/<item_id>", "item",
-                    lambda collection_id, item_id: run(itemtypes_api.get_collection_item,
-                                                       collection_id, item_id))
+                    lambda collection_id, item_id: _geojson(run(itemtypes_api.get_collection_item,
+                                                                collection_id, item_id)))
     bp.add_url_rule("/collections/<collection_id>/tiles", "tilesets",
                     lambda collection_id: run(tiles_api.get_collection_tiles, collection_id))
     bp.add_url_rule("/collections/<collection_id>/tiles/<tms>", "tileset",
                     lambda collection_id, tms: run(tiles_api.get_collection_tiles_metadata, collection_id, tms))
     bp.add_url_rule("/collections/<collection_id>/tiles/<tms>/metadata", "tileset_metadata",
                     lambda collection_id, tms: run(tiles_api.get_collection_tiles_metadata, collection_id, tms))
-    # OGC API - Processes (the zoning check, gis_core/zoning/process.py): synchronous execution only.
+    # OGC API - Coverages (gis_core/ogc_coverage.py): ?f=GTiff for the raster itself, bbox/subset to cut
+    # it; its range type is /collections/<id>/schema above (pygeoapi 0.24 has no /rangetype).
+    @bp.route("/collections/<collection_id>/coverage")
+    def coverage(collection_id: str) -> Response:
+        response = run(_coverage, collection_id, check_format=False)
+        if response.status_code == 200 and response.mimetype == "image/tiff":
+            # GDAL's /vsicurl/ reads a GeoTIFF by byte ranges and refuses a server without them.
+            body = response.get_data()
+            response.headers["ETag"] = tiles.etag(body)
+            response.make_conditional(request, accept_ranges=True, complete_length=len(body))
+        return response
+    # OGC API - Processes (zoning-check, gis_core/zoning/process.py; zonal-stats,
+    # gis_core/processes/zonal_stats.py): synchronous execution only.
     bp.add_url_rule("/processes", "processes", lambda: run(processes_api.describe_processes, None))
     bp.add_url_rule("/processes/<process_id>", "process",
                     lambda process_id: run(processes_api.describe_processes, process_id))
     bp.add_url_rule("/processes/<process_id>/execution", "execution",
-                    lambda process_id: run(processes_api.execute_process, process_id, check_format=False),
+                    lambda process_id: run(_execute, process_id, check_format=False),
                     methods=["POST"])
 
     @bp.route("/collections/<collection_id>/tiles/<tms>/<int:z>/<int:y>/<int:x>")
@@ -114,6 +163,55 @@ def blueprint(settings: Settings) -> Blueprint:
         return _cacheable(response)
 
     return bp
+
+
+def _geojson(response: Response) -> Response:
+    """Features and feature collections are GeoJSON (OGC API - Features /req/geojson/content);
+    pygeoapi 0.24 labels them application/json."""
+    if response.status_code == 200 and response.mimetype == "application/json":
+        response.headers["Content-Type"] = "application/geo+json"
+    return response
+
+
+def _coverage(api: API, api_request: APIRequest, collection_id: str):
+    """pygeoapi's coverage handler answers a malformed bbox with a 500: it is the client's, a 400."""
+    if api_request.params.get("bbox") is not None:
+        try:
+            core_api.validate_bbox(api_request.params["bbox"])
+        except ValueError as exc:
+            return api.get_exception(HTTPStatus.BAD_REQUEST, api_request.get_response_headers(**api.api_headers),
+                                     api_request.format, "InvalidParameterValue", str(exc))
+    return coverages_api.get_collection_coverage(api, api_request, collection_id)
+
+
+def execute_request_problem(data: bytes | None) -> str | None:
+    """What is wrong with an execute request's body that pygeoapi would answer with a 500 (a body
+    that is not UTF-8 JSON, not an object, a `subscriber` that is not one); None when it may go on.
+    Execution is synchronous only, so a subscriber (callback URLs the server would call) is refused
+    rather than followed. An empty body is left to pygeoapi, which answers it with a 400."""
+    if not data:
+        return None
+    try:
+        body = json.loads(data)
+    except ValueError:  # malformed JSON, or bytes that are not UTF-8
+        return "invalid request data: not valid JSON"
+    if not isinstance(body, dict):
+        return "the execute request must be a JSON object"
+    if not isinstance(body.get("inputs", {}), dict) or not isinstance(body.get("outputs") or {}, dict):
+        return "inputs and outputs must be JSON objects"
+    if body.get("response", "raw") not in ("raw", "document"):
+        return "response must be 'raw' or 'document'"
+    if "subscriber" in body:
+        return "subscriber is not supported: processes run synchronously"
+    return None
+
+
+def _execute(api: API, api_request: APIRequest, process_id: str):
+    problem = execute_request_problem(api_request.data)
+    if problem:
+        return api.get_exception(HTTPStatus.BAD_REQUEST, api_request.get_response_headers(**api.api_headers),
+                                 api_request.format, "InvalidParameterValue", problem)
+    return processes_api.execute_process(api, api_request, process_id)
 
 
 def _cacheable(response: Response) -> Response:
