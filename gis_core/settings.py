@@ -35,15 +35,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
-        kwargs: dict = {}
-        for key, (name, parse) in ENV_VARS.items():
-            if env.get(key):
-                try:
-                    kwargs[name] = parse(env[key])
-                except ValueError:
-                    raise ValueError(f"{key}: invalid value {env[key]!r}") from None
-        return cls(**kwargs)
+        return cls(**read_env(ENV_VARS, environ))
 
     @property
     def managed(self) -> bool:
@@ -57,6 +49,20 @@ class Settings:
     @property
     def raster_dir(self) -> Path:
         return self.var_dir / "rasters"
+
+
+def read_env(variables: Mapping[str, tuple[str, Callable[[str], object]]],
+             environ: Mapping[str, str] | None = None) -> dict:
+    """Keyword arguments for a settings class: each variable that is set, parsed, under its field name."""
+    env = os.environ if environ is None else environ
+    kwargs: dict = {}
+    for key, (name, parse) in variables.items():
+        if env.get(key):
+            try:
+                kwargs[name] = parse(env[key])
+            except ValueError:
+                raise ValueError(f"{key}: invalid value {env[key]!r}") from None
+    return kwargs
 
 
 def _path(value: str) -> Path:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from ..settings import read_env
 from .reports import MAX_PHOTO_BYTES
 
 
@@ -28,15 +28,7 @@ class IncidentSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> IncidentSettings:
-        env = os.environ if environ is None else environ
-        kwargs: dict = {}
-        for key, (name, parse) in ENV_VARS.items():
-            if env.get(key):
-                try:
-                    kwargs[name] = parse(env[key])
-                except ValueError:
-                    raise ValueError(f"{key}: invalid value {env[key]!r}") from None
-        return cls(**kwargs)
+        return cls(**read_env(ENV_VARS, environ))
 
 
 ENV_VARS: dict[str, tuple[str, Callable[[str], object]]] = {
