@@ -36,7 +36,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from etl.pipeline import run_source
 from etl.sources import Source
-from gis_core.cluster import Cluster
+from gis_core.cluster import Cluster, throwaway_cluster
 from gis_core.db import with_dbname
 from gis_core.migrate import migrate
 from gis_core.registry import Registry
@@ -101,10 +101,7 @@ def throwaway_database(root: Path) -> tuple[Cluster, str]:
     from gis_core.demo import load_demo
 
     root.chmod(0o755)
-    cluster = Cluster(root=root / "pg", port=free_port())
-    cluster.root.mkdir()
-    (cluster.root / "THROWAWAY").touch()
-    cluster.up()
+    cluster = throwaway_cluster(root, free_port())
     admin = with_dbname(cluster.url, "postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute("CREATE DATABASE iocgis_bench")

@@ -186,7 +186,19 @@ class Cluster:
     @property
     def _throwaway(self) -> bool:
         # Test clusters live in temp dirs: durability is worth nothing there, speed is.
-        return (self.root / "THROWAWAY").exists()
+        return (self.root / THROWAWAY).exists()
+
+
+THROWAWAY = "THROWAWAY"  # a marker file: this cluster is for tests or benchmarks
+
+
+def throwaway_cluster(root: Path, port: int) -> Cluster:
+    """A started cluster under root/pg for tests and benchmarks, with durability traded for speed."""
+    cluster = Cluster(root=root / "pg", port=port)
+    cluster.root.mkdir(parents=True)
+    (cluster.root / THROWAWAY).touch()
+    cluster.up()
+    return cluster
 
 
 def managed_cluster(var_dir: Path, port: int) -> Cluster:

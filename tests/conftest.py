@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from gis_core.cluster import Cluster
+from gis_core.cluster import throwaway_cluster
 from gis_core.db import with_dbname
 from gis_core.migrate import migrate
 from gis_core.settings import PROJECT_ROOT, Settings
@@ -41,10 +41,7 @@ def tmp_root():
 
 @pytest.fixture(scope="session")
 def pg_cluster(tmp_root):
-    cluster = Cluster(root=tmp_root / "pg", port=free_port())
-    cluster.root.mkdir()
-    (cluster.root / "THROWAWAY").touch()
-    cluster.up()
+    cluster = throwaway_cluster(tmp_root, free_port())
     yield cluster
     cluster.stop()
 

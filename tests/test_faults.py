@@ -19,7 +19,7 @@ import pytest
 from conftest import free_port
 from test_etl_files import copy_boundaries
 
-from gis_core.cluster import Cluster
+from gis_core.cluster import throwaway_cluster
 from gis_core.db import with_dbname
 from gis_core.migrate import migrate
 from gis_core.settings import Settings
@@ -57,10 +57,7 @@ def own_stack(tmp_root, demo_url):
     """A cluster and a server of this test's own (under tmp_root, which the server user can reach)."""
     tmp_path = tmp_root / f"faults-{free_port()}"
     tmp_path.mkdir()
-    cluster = Cluster(root=tmp_path / "pg", port=free_port())
-    cluster.root.mkdir()
-    (cluster.root / "THROWAWAY").touch()
-    cluster.up()
+    cluster = throwaway_cluster(tmp_path, free_port())
     admin = with_dbname(cluster.url, "postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute("CREATE DATABASE faults")
