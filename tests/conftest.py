@@ -23,6 +23,11 @@ from gis_core.migrate import migrate
 from gis_core.settings import PROJECT_ROOT, Settings
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+# Debian's Chromium, headless, kept off the network but for our own server; a heap that can be
+# measured (exact sizes, and a gc() to call before reading them) for the wall's long-run test.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--enable-precise-memory-info", "--js-flags=--expose-gc"]
 
 
 def free_port() -> int:
@@ -145,6 +150,17 @@ def server(demo_url, tmp_root):
     proc.terminate()
     proc.wait(10)
     log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One Chromium per test module (a module that drives Playwright itself must not use it)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+from conftest import CHROMIUM_ARGS
 from test_etl_files import OUTSIDE, SCHOOLS, copy_boundaries, frame, school
 from werkzeug.serving import make_server
 
@@ -23,8 +24,6 @@ from webmap import create_app
 from webmap.admin_etl import CSRF_COOKIE, CSRF_FIELD
 
 REGISTRY = Registry.load(Settings().layers_dir)
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture

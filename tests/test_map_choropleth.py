@@ -18,9 +18,6 @@ from gis_core.errors import InvalidParameter
 from gis_core.registry import Registry
 from gis_core.settings import Settings
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-
 
 def get_json(url: str):
     with urllib.request.urlopen(url, timeout=30) as r:
@@ -140,15 +137,6 @@ def test_relief_is_an_image_of_the_province(server):
 
 # -- in a real browser ---------------------------------------------------------------------------
 
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 class Visit:

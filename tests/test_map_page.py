@@ -16,8 +16,6 @@ from gis_core.registry import Registry
 from gis_core.settings import PROJECT_ROOT, Settings
 from webmap import map as webmap_map
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 TAG_URL = re.compile(r"""<(?:script|link)\b[^>]*?\b(?:src|href)\s*=\s*["'](?P<url>[^"']+)["']""", re.I)
 
 
@@ -115,15 +113,6 @@ def test_basemap_url_is_read_from_the_environment():
 
 # -- in a real browser ---------------------------------------------------------------------------
 
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import re
 import urllib.request
 
 import pytest
+from conftest import CHROMIUM_ARGS
 
 from webmap.ogc_html import localise
 
@@ -42,10 +43,8 @@ def test_html_pages_have_no_external_assets(server, path):
 def test_items_page_in_a_browser_stays_home(server, artifacts):
     from playwright.sync_api import sync_playwright
 
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"]
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         requests, failed, errors = [], [], []
         page.on("request", lambda r: requests.append(r.url))

@@ -16,9 +16,6 @@ from gis_core.zoning.overlays import load_overlays
 from webmap.map import external_urls
 from webmap.permits import render_permits_page
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-
 
 def test_page_html_is_local_and_vietnamese_first():
     html = render_permits_page()
@@ -44,15 +41,6 @@ def test_search_api_ignores_diacritics(server, checked):
         assert rows and all(r["commune"] == "Sa Pa" or "sa pa" in r["address"].lower() for r in rows), q
         assert all(r["verdict"] in ("compliant", "needs_review", "non_compliant") for r in rows)
 
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
+from conftest import CHROMIUM_ARGS
 
 from gis_core.settings import Settings
 from webmap import create_app
@@ -296,10 +297,8 @@ def test_track_and_board_pages_in_a_browser(server, artifacts):
     assert move(server, code, "assigned")[0] == 200
     assert move(server, code, "in_progress")[0] == 200
     assert move(server, code, "resolved", answer="Đội cây xanh đã dọn xong cây đổ.")[0] == 200
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"]
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 390, "height": 844})   # a citizen's phone
             requests, errors = [], []

@@ -105,8 +105,8 @@ CSP_PAGES = ["/", "/wall", "/permits", "/incidents", "/track", "/ogc?f=html",
 def test_pages_run_under_their_csp_in_a_browser(server):
     """The other browser tests bypass CSP (Playwright's waits use eval); here every page is loaded with
     the policy on and must raise no violation and no script error."""
+    from conftest import CHROMIUM_ARGS
     from playwright.sync_api import sync_playwright
-    from test_map_page import CHROMIUM_ARGS
 
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)

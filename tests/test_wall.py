@@ -19,10 +19,6 @@ import pytest
 
 from gis_core import wall
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 # a heap that can be measured: exact sizes, and a gc() to call before reading them
-                 "--enable-precise-memory-info", "--js-flags=--expose-gc"]
 POLL_S = 2
 
 
@@ -52,15 +48,6 @@ def test_summary_matches_the_database(demo_url):
     times = [i["reported_at"] for i in feed["incidents"]]
     assert times == sorted(times, reverse=True)
 
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def _insert_incident(demo_url: str) -> tuple[str, int]:
