@@ -17,7 +17,7 @@ COPY etl etl
 COPY layers layers
 COPY postgis postgis
 COPY data data
-RUN pip install --no-cache-dir -e . gunicorn
+RUN pip install --no-cache-dir -e .
 COPY --from=assets /app/node_modules node_modules
 ENV IOCGIS_HOST=0.0.0.0 IOCGIS_ASSETS_DIR=/app/node_modules
 USER iocgis
