@@ -219,7 +219,8 @@ $$;
 
 CREATE OR REPLACE FUNCTION zoning_check_permits(ids bigint[], p_sliver_m2 numeric DEFAULT NULL)
 RETURNS TABLE (verdict text, n bigint)
-LANGUAGE sql SET jit = off AS $$
+-- (work_mem: the candidate pairs of a chunk of 5,000 permits, geometries and all, sorted in memory)
+LANGUAGE sql SET jit = off SET work_mem = '64MB' AS $$
   WITH tol AS (
     SELECT t.setback_tolerance_m::float8 AS setback_tol, t.metric_srid AS srid FROM zoning_tolerances t LIMIT 1
   ),
@@ -243,7 +244,8 @@ LANGUAGE sql SET jit = off AS $$
   -- Zones in force whose box holds the footprint's box: the only ones that can cover it. Sorted by
   -- zone, so that the exact test below meets each zone's polygon in a run.
   candidates AS MATERIALIZED (
-    SELECT p.*, z.id AS zid, z.valid_from, z.geom AS zgeom
+    SELECT p.*, z.id AS zid, z.valid_from, z.geom AS zgeom, z.zone_code, z.zone_type, z.decision_no, z.plan_name,
+           z.allowed_uses, z.conditional_uses, z.max_height_m, z.max_floors, z.max_coverage_pct, z.min_setback_m
     FROM p JOIN landuse_zones z
       ON z.geom ~ p.geom
      AND z.valid_from <= p.applied_on AND (z.valid_to IS NULL OR p.applied_on < z.valid_to)
@@ -257,24 +259,21 @@ LANGUAGE sql SET jit = off AS $$
     ORDER BY c.id, c.valid_from DESC, c.zid
   ),
   inside_checked AS MATERIALIZED (
-    SELECT c.id, z.decision_no,
-           jsonb_build_object('id', z.id, 'zone_code', z.zone_code, 'zone_type', z.zone_type,
-                              'decision_no', z.decision_no, 'plan_name', z.plan_name,
+    SELECT c.id, c.decision_no,
+           jsonb_build_object('id', c.zid, 'zone_code', c.zone_code, 'zone_type', c.zone_type,
+                              'decision_no', c.decision_no, 'plan_name', c.plan_name,
                               'share', round(1::numeric, 4)) AS zone,
            zoning_zone_reasons(c.intended_use, c.floors, c.height_m, c.footprint_area_m2, c.parcel_area_m2,
-                               z.zone_code, z.allowed_uses, z.conditional_uses, z.max_height_m, z.max_floors,
-                               z.max_coverage_pct, z.min_setback_m, d.m, tol.setback_tol) AS reasons
-    -- (joined by the zone's key: the planner cannot know how many rows a CTE holds and must not be
-    -- led to loop over the permits once per covered footprint)
+                               c.zone_code, c.allowed_uses, c.conditional_uses, c.max_height_m, c.max_floors,
+                               c.max_coverage_pct, c.min_setback_m, d.m, tol.setback_tol) AS reasons
     FROM covering c
-    JOIN landuse_zones z ON z.id = c.zid
     CROSS JOIN tol
     -- Setback from the zone's edge (the block's street line), in metres of tol.srid. A column of
     -- its own, not an expression in the call: zoning_zone_reasons mentions it several times and
     -- PostgreSQL would not inline the function around an expensive argument.
     LEFT JOIN LATERAL (
       SELECT ST_Distance(ST_Transform(c.geom, tol.srid), ST_Transform(ST_Boundary(c.zgeom), tol.srid)) AS m
-      WHERE z.min_setback_m > tol.setback_tol
+      WHERE c.min_setback_m > tol.setback_tol
       OFFSET 0
     ) d ON true
     -- NOT IN, a hashed subplan whatever the planner guesses of the CTE's size (NOT EXISTS was
