@@ -8,11 +8,11 @@ and corridor overlays, and `--permits` small rectangular footprints (10-25 m a s
 random points of the zones, about 12 % of them breaking a rule and some crossing a zone edge.
 Both implementations then check every permit and write their verdicts back:
 
-- ours: `zoning.check_permits` (the SQL of postgis/migrations/0011 and 0017, chunks on two
-  connections);
+- ours: `zoning.check_permits` (the SQL of postgis/migrations/0011, 0017 and 0020; permits in
+  spatial order, chunks of 5,000 on two connections);
 - baseline: read both layers with geopandas, `sjoin`, intersection areas and setbacks in the
-  check's metric projection (zoning_tolerances.metric_srid, UTM 48N) for the shares, the same
-  rules in pandas, verdicts written back with COPY.
+  check's metric projection (zoning_tolerances.metric_srid, UTM 48N; ours measures in the same
+  projection) for the shares, the same rules in pandas, verdicts written back with COPY.
 
 It prints both times, the ratio, and whether the verdicts (and the rules broken) agree.
 """

@@ -1,4 +1,4 @@
-"""Choosing what to check and handing it to the SQL of migrations 0011 and 0017.
+"""Choosing what to check and handing it to the SQL of migrations 0011, 0017 and 0020.
 
 Stored permits are checked by id in chunks: each chunk is one set-based statement
 (`zoning_check_permits`), so a progress bar can move and two connections can share the work, but
