@@ -15,6 +15,19 @@ Both implementations then check every permit and write their verdicts back:
   projection) for the shares, the same rules in pandas, verdicts written back with COPY.
 
 It prints both times, the ratio, and whether the verdicts (and the rules broken) agree.
+
+Measured 2026-11-22 with 100,000 permits and 50,000 zones on the 2-core development machine while
+other jobs kept its load average at 9-14, so wall times are several times those of an idle machine
+and swing from run to run. Five runs with migration 0020: 0.9x, 1.3x, 1.5x, 1.7x, 1.0x faster
+(median 1.3x). The verdicts and the rules broken were identical on all 100,000 permits in every
+run. Counting CPU seconds instead (the Python process plus every backend of the cluster), which
+the load hardly changes: ours 6.2 s against 5.2 s for the baseline (before 0020: 7.6 s against
+5.4 s). The check is faster only because it uses both cores, and the goal (3x) is not met. Where
+ours spends its CPU (the bulk function cut after each stage, per 100,000 permits): finding the
+zones whose box holds each footprint and testing which covers it 1.35 s, zoning_evaluate for the
+15 % of footprints that cross a zone edge or touch an overlay 1.7 s, rules, setbacks and JSON for
+the rest 0.9 s, writing permit_checks 1.0 s (0.4 s of it the foreign-key check), overlay
+proximity 0.3 s.
 """
 
 from __future__ import annotations
