@@ -277,6 +277,54 @@ def test_a_superseded_plan_judges_permits_applied_before_the_new_decision(conn, 
     assert reason["message_en"] == "height 12 m exceeds the 10 m maximum of zone R2"
 
 
+# -- the bulk check's short path ------------------------------------------------------------------
+
+ONE_BY_ONE = """
+SELECT e.verdict, e.decision_nos, e.zones, e.overlays, e.reasons
+FROM building_permits p
+CROSS JOIN LATERAL zoning_evaluate(ARRAY[ROW(p.id, p.geom, p.intended_use, p.floors, p.height_m,
+    p.footprint_area_m2, p.parcel_area_m2, p.applied_on)::zoning_subject]) e
+WHERE p.id = %s
+"""
+
+
+def test_the_bulk_check_answers_as_the_check_of_one_permit(conn, plan):
+    """zoning_check_permits judges footprints inside one zone and away from overlays on a short
+    path of its own; everything else, and the page's check of one permit, goes through
+    zoning_evaluate. Every kind of permit gets the same verdict, zones, overlays and reasons."""
+    add_overlay(conn, "sat-lo-4", rect(0, 150, 60, 50), "forbid")
+    BEFORE = dt.date(2024, 6, 1)                                 # the new plan (R2 only) is in force from 2025
+    conn.execute("INSERT INTO zoning_plans (decision_no, plan_name, decision_date, valid_from, source)"
+                 " VALUES ('1/QĐ-UBND', 'Quy hoạch thử', '2020-01-01', '2020-01-01', 'test')")
+    add_zone(conn, "R2", rect(0, 0, 200, 200), decision="2/QĐ-UBND", valid_from=dt.date(2025, 1, 1), height=10)
+    conn.execute("INSERT INTO zoning_plans (decision_no, plan_name, decision_date, valid_from, supersedes, source)"
+                 " VALUES ('2/QĐ-UBND', 'Điều chỉnh', '2024-11-20', '2025-01-01', '1/QĐ-UBND', 'test')")
+    ids = [
+        add_permit(conn),                                        # inside R2, compliant
+        add_permit(conn, height=12, applied=BEFORE),             # the old R2: 15 m allowed
+        add_permit(conn, height=12),                             # the new R2: 10 m, too tall
+        add_permit(conn, rect(1, 95, 10, 10)),                   # 1 m from R2's edge: setback
+        add_permit(conn, rect(250, 95, 10, 10), use="office", floors=9, parcel=None, applied=BEFORE),   # C1 (old plan)
+        add_permit(conn, rect(95, 95, 10, 10), use="commercial"),   # conditional in R2
+        add_permit(conn, rect(95, 95, 10, 10), use="industry"),  # not allowed in R2
+        add_permit(conn, rect(190, 50, 20, 10), applied=BEFORE),   # split R2 / C1 (old plan)
+        add_permit(conn, rect(-5, 50, 10, 10)),                  # half outside the plan
+        add_permit(conn, rect(-100, 50, 10, 10)),                # no plan
+        add_permit(conn, rect(20, 170, 10, 10)),                 # inside R2 and a forbidden overlay
+        add_permit(conn, rect(55, 170, 10, 10)),                 # on the overlay's edge
+    ]
+    bulk = check(conn, *ids)
+    assert len(bulk) == len(ids)
+    for pid in ids:
+        verdict, decision_nos, zones, overlays, reasons = conn.execute(ONE_BY_ONE, (pid,)).fetchone()
+        assert (bulk[pid]["verdict"], bulk[pid]["decision_nos"], bulk[pid]["zones"], bulk[pid]["overlays"],
+                bulk[pid]["reasons"]) == (verdict, decision_nos, zones, overlays, reasons), pid
+    assert {r["verdict"] for r in bulk.values()} == {"compliant", "non_compliant", "needs_review"}
+    assert {rule for r in bulk.values() for rule in rules(r)} >= {
+        "height", "setback", "floors", "coverage_unknown", "conditional_use", "use", "split", "outside_plan",
+        "no_plan", "overlay_forbid"}
+
+
 # -- proposals ------------------------------------------------------------------------------------
 
 

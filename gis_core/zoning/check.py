@@ -1,4 +1,4 @@
-"""Choosing what to check and handing it to the SQL of migrations 0011 and 0017.
+"""Choosing what to check and handing it to the SQL of migrations 0011, 0017 and 0020.
 
 Stored permits are checked by id in chunks: each chunk is one set-based statement
 (`zoning_check_permits`), so a progress bar can move and two connections can share the work, but
@@ -25,9 +25,11 @@ from ..errors import InvalidParameter, NotFound
 
 CHUNK = 5_000
 
-SELECT_ALL = "SELECT id FROM building_permits ORDER BY id"
-SELECT_SINCE = "SELECT id FROM building_permits WHERE applied_on >= %s ORDER BY id"
-SELECT_NUMBERS = "SELECT id, permit_no FROM building_permits WHERE permit_no = ANY (%s) ORDER BY id"
+# In spatial order (PostGIS sorts geometries along a space-filling curve): a chunk's footprints
+# then share their zones, and zoning_check_permits tests each zone's polygon against them in a run.
+SELECT_ALL = "SELECT id FROM building_permits ORDER BY geom, id"
+SELECT_SINCE = "SELECT id FROM building_permits WHERE applied_on >= %s ORDER BY geom, id"
+SELECT_NUMBERS = "SELECT id, permit_no FROM building_permits WHERE permit_no = ANY (%s) ORDER BY geom, id"
 CHECK_CHUNK = "SELECT verdict, n FROM zoning_check_permits(%s, %s)"
 
 EVALUATE_PROPOSAL = """
