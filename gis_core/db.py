@@ -45,13 +45,52 @@ def connect(url: str, **kwargs) -> psycopg.Connection:
         ) from exc
 
 
+# While the database is known to be away (the last request found no connection), a request waits
+# this long for one instead of the pool's full timeout: under load, requests that each held a
+# server thread for the full timeout queued the others behind them for tens of seconds, pages that
+# need no database included.
+DOWN_TIMEOUT_S = 0.1
+# psycopg_pool retries a failed connection with a doubling delay (1, 2, 4, ... s) for
+# `reconnect_timeout` (300 s by default): after an outage of half a minute its next attempt could
+# come a minute after the database's return. Giving up after a few seconds instead lets the next
+# request start a fresh attempt, so the pool refills within seconds of the database's return.
+RECONNECT_S = 5.0
+
+
+class FailFastPool(ConnectionPool):
+    """A psycopg pool that answers fast while the database is away and refills soon after it is back."""
+
+    def __init__(self, conninfo: str, **kwargs):
+        kwargs.setdefault("reconnect_timeout", RECONNECT_S)
+        super().__init__(conninfo, **kwargs)
+        self.database_away = False
+
+    def getconn(self, timeout: float | None = None) -> psycopg.Connection:
+        if timeout is None and self.database_away:
+            timeout = min(self.timeout, DOWN_TIMEOUT_S)
+        try:
+            conn = super().getconn(timeout)
+        except PoolTimeout:
+            self.database_away = True
+            raise
+        self.database_away = False
+        return conn
+
+    def putconn(self, conn: psycopg.Connection) -> None:
+        # A connection that came back broken most likely lost its server: the requests after this
+        # one need not each wait the full timeout to find that out.
+        if conn.broken:
+            self.database_away = True
+        super().putconn(conn)
+
+
 class Database:
     """A pool of psycopg connections for tuned SQL (one lent per request or command), and a small
     SQLAlchemy engine for queries written against the typed models in `models.py`."""
 
     def __init__(self, url: str, min_size: int = 1, max_size: int = 10):
         self.url = url
-        self.pool = ConnectionPool(
+        self.pool = FailFastPool(
             url, min_size=min_size, max_size=max_size, open=False, timeout=5,
             kwargs={"application_name": "iocgis"},
             check=ConnectionPool.check_connection,
