@@ -45,7 +45,7 @@ def connect(url: str, **kwargs) -> psycopg.Connection:
         ) from exc
 
 
-# While the database is known to be away (the last request found no connection), a request waits
+# While the database is known to be away (see FailFastPool), a request waits
 # this long for one instead of the pool's full timeout: under load, requests that each held a
 # server thread for the full timeout queued the others behind them for tens of seconds, pages that
 # need no database included.
@@ -58,12 +58,26 @@ RECONNECT_S = 5.0
 
 
 class FailFastPool(ConnectionPool):
-    """A psycopg pool that answers fast while the database is away and refills soon after it is back."""
+    """A psycopg pool that answers fast while the database is away and refills soon after it is back.
+
+    "Away" is learnt from a request that found no connection within the timeout, or found an idle
+    one dead (`check`), or returned one broken; the next request to get a connection clears it. A
+    pool exhausted by slow queries for the whole timeout also counts as away: the requests after
+    it get their 503 at once instead of queueing, which sheds load until a connection is free."""
 
     def __init__(self, conninfo: str, **kwargs):
         kwargs.setdefault("reconnect_timeout", RECONNECT_S)
-        super().__init__(conninfo, **kwargs)
         self.database_away = False
+        check = kwargs.get("check")
+        if check is not None:
+            def checked(conn: psycopg.Connection) -> None:
+                try:
+                    check(conn)
+                except Exception:
+                    self.database_away = True     # an idle connection died: most likely with its server
+                    raise
+            kwargs["check"] = checked
+        super().__init__(conninfo, **kwargs)
 
     def getconn(self, timeout: float | None = None) -> psycopg.Connection:
         if timeout is None and self.database_away:
