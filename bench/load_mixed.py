@@ -58,12 +58,13 @@ from loadkit import (
     stop_server,
     tree_cpu_seconds,
 )
+from psycopg import sql
 
 from gis_core.registry import Registry
 from gis_core.settings import Settings
 
 RECOVER_S = 10.0        # the issue's goal: everything answers again within 10 s of the database's return
-HANG_S = 10.0           # an answer slower than this while the database is down counts as a hang
+HANG_S = 5.0            # the pools' timeout: no request in flight during the outage may wait longer
 # Connections one server process may hold: its app pool (--pool-max), the OGC provider's and the
 # vector tiles' pools (8 each) and the SQLAlchemy engine (2 + 3 overflow), as tests/test_faults.py.
 OTHER_POOLS = 8 + 8 + 5
@@ -103,8 +104,8 @@ def discover(url: str, address: str, registry: Registry) -> dict:
     ids: dict[str, list[str]] = {}
     with psycopg.connect(url) as conn:
         for layer in layers:
-            rows = conn.execute(f'SELECT "{layer.id_field}"::text FROM "{layer.table}" ORDER BY random() LIMIT 200'
-                                ).fetchall()
+            rows = conn.execute(sql.SQL("SELECT {}::text FROM {} ORDER BY random() LIMIT 200").format(
+                sql.Identifier(layer.id_field), sql.Identifier(layer.table))).fetchall()
             if rows:
                 ids[layer.id] = [r[0] for r in rows]
         communes = [r[0] for r in conn.execute("SELECT code FROM communes").fetchall()]
@@ -141,6 +142,10 @@ def read_kinds(found: dict) -> list[Kind]:
         lon, lat = point(rng)
         return f"{lon - size:.5f},{lat - size:.5f},{lon + size:.5f},{lat + size:.5f}"
 
+    def item(rng: random.Random) -> Request:
+        layer = rng.choice(layer_ids)
+        return Request("GET", f"/ogc/collections/{layer}/items/{rng.choice(found['ids'][layer])}?f=json")
+
     def tile_path(rng: random.Random) -> str:
         z = rng.randint(8, 14)
         x, y = tile_of(*point(rng), z)
@@ -151,8 +156,7 @@ def read_kinds(found: dict) -> list[Kind]:
             "GET", f"/ogc/collections/{r.choice(layer_ids)}/items?f=json&limit=50&offset={r.randrange(0, 500, 50)}")),
         Kind("ogc_bbox", 10, lambda r: Request(
             "GET", f"/ogc/collections/{r.choice(layer_ids)}/items?f=json&limit=100&bbox={bbox(r, 0.05)}")),
-        Kind("ogc_item", 10, lambda r: (lambda layer: Request(
-            "GET", f"/ogc/collections/{layer}/items/{r.choice(found['ids'][layer])}?f=json"))(r.choice(layer_ids))),
+        Kind("ogc_item", 10, item),
         Kind("tile_layer", 18, lambda r: Request(
             "GET", f"/ogc/collections/{r.choice(found['tiled'])}/tiles/{tile_path(r)}")),
         Kind("tile_basemap", 12, lambda r: Request("GET", f"/ogc/tiles/{tile_path(r)}")),
@@ -168,9 +172,10 @@ def read_kinds(found: dict) -> list[Kind]:
     ]
 
 
-def report_kinds(url: str, tickets: list[str]) -> list[Kind]:
+def report_kinds(url: str, accepted: dict[str, list[str]]) -> list[Kind]:
     """Public writes (no login): citizen reports, and citizens reading their ticket back."""
     places = report_points(url, 2000)
+    tickets = accepted.setdefault("report_post", [])
 
     def verify(conn: psycopg.Connection, codes: list[str]) -> int:
         return conn.execute("SELECT count(*) FROM incidents WHERE ticket_code = ANY(%s)", (codes,)).fetchone()[0]
@@ -182,8 +187,8 @@ def report_kinds(url: str, tickets: list[str]) -> list[Kind]:
     ]
 
 
-# Write mixes by name. Operator and OGC API transactions will need a token (--token): add their mix
-# here, each a function (database url, shared list of accepted keys) -> kinds.
+# Write mixes by name, each a function (database url, {write kind: keys accepted so far}) -> kinds.
+# Operator and OGC API transactions will need a token (--token): their mix goes here.
 WRITE_MIXES = {"reports": report_kinds}
 
 
@@ -247,8 +252,8 @@ class Client(threading.Thread):
             conn.close()
 
 
-def server_connections(admin_url: str) -> int:
-    with psycopg.connect(admin_url) as conn:
+def server_connections(url: str) -> int:
+    with psycopg.connect(url) as conn:
         return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'iocgis%%'"
                             " AND pid <> pg_backend_pid()").fetchone()[0]
 
@@ -257,9 +262,9 @@ class Restarter(threading.Thread):
     """Stops the cluster at `at` seconds after t0, keeps it down `down` seconds, starts it again;
     records when each step began and ended (seconds since t0)."""
 
-    def __init__(self, cluster, admin_url: str, t0: float, at: float, down: float):
+    def __init__(self, cluster, url: str, t0: float, at: float, down: float):
         super().__init__(daemon=True)
-        self.cluster, self.admin_url, self.t0, self.at, self.down = cluster, admin_url, t0, at, down
+        self.cluster, self.url, self.t0, self.at, self.down = cluster, url, t0, at, down
         self.times: dict[str, float] = {}
         self.connections_before: int | None = None
         self.error: BaseException | None = None
@@ -267,7 +272,7 @@ class Restarter(threading.Thread):
     def run(self) -> None:
         try:
             time.sleep(max(0.0, self.t0 + self.at - time.monotonic()))
-            self.connections_before = server_connections(self.admin_url)
+            self.connections_before = server_connections(self.url)
             self.times["stop"] = time.monotonic() - self.t0
             self.cluster.stop()
             self.times["stopped"] = time.monotonic() - self.t0
@@ -306,14 +311,13 @@ def main() -> int:
         started = time.monotonic()
         cluster, url = scratch_database(root, args.scale)
         print(f"scratch database ready in {time.monotonic() - started:.1f}s (demo scale {args.scale}, fsync on)")
-        admin_url = url
         proc, address = start_server(url, root / "var", root / "server.log", args.pool_max, args.workers,
                                      args.threads)
         print(f"server: iocgis serve --workers {args.workers} --threads {args.threads} on {address}, "
               f"app pool {args.pool_max} per worker")
         accepted: dict[str, list[str]] = {}
         found = discover(url, address, Registry.load(Settings().layers_dir))
-        kinds = read_kinds(found) + WRITE_MIXES[args.writes](url, accepted.setdefault("report_post", []))
+        kinds = read_kinds(found) + WRITE_MIXES[args.writes](url, accepted)
         for kind in kinds:
             accepted.setdefault(kind.name, [])
         headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
@@ -326,7 +330,7 @@ def main() -> int:
         deadline = t0 + args.duration
         clients = [Client(address, kinds, seed, t0, deadline, budget, headers, accepted, args.timeout)
                    for seed in range(args.clients)]
-        restarter = (Restarter(cluster, admin_url, t0, args.restart_at, args.down)
+        restarter = (Restarter(cluster, url, t0, args.restart_at, args.down)
                      if args.restart_at is not None else None)
         cpu_before = resource.getrusage(resource.RUSAGE_SELF)
         server_cpu_before = tree_cpu_seconds(proc.pid)
@@ -344,9 +348,9 @@ def main() -> int:
             if restarter.error:
                 raise restarter.error
         stuck = sum(c.is_alive() for c in clients)
-        connections_end = server_connections(admin_url)
+        connections_end = server_connections(url)
         time.sleep(5)
-        connections_idle = server_connections(admin_url)
+        connections_idle = server_connections(url)
 
         records = [r for c in clients for r in c.records]
         failures = sum((c.failures for c in clients), Counter())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -50,6 +51,7 @@ def connect(url: str, **kwargs) -> psycopg.Connection:
 # server thread for the full timeout queued the others behind them for tens of seconds, pages that
 # need no database included.
 DOWN_TIMEOUT_S = 0.1
+WAIT_SLICE_S = 1.0
 # psycopg_pool retries a failed connection with a doubling delay (1, 2, 4, ... s) for
 # `reconnect_timeout` (300 s by default): after an outage of half a minute its next attempt could
 # come a minute after the database's return. Giving up after a few seconds instead lets the next
@@ -80,15 +82,21 @@ class FailFastPool(ConnectionPool):
         super().__init__(conninfo, **kwargs)
 
     def getconn(self, timeout: float | None = None) -> psycopg.Connection:
-        if timeout is None and self.database_away:
-            timeout = min(self.timeout, DOWN_TIMEOUT_S)
-        try:
-            conn = super().getconn(timeout)
-        except PoolTimeout:
-            self.database_away = True
-            raise
-        self.database_away = False
-        return conn
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            # Wait in slices, so that a request already waiting when another one finds the
+            # database away gives up too, instead of waiting out its full timeout.
+            away = self.database_away
+            left = deadline - time.monotonic()
+            try:
+                conn = super().getconn(min(left, DOWN_TIMEOUT_S if away else WAIT_SLICE_S))
+            except PoolTimeout:
+                if away or time.monotonic() >= deadline:
+                    self.database_away = True
+                    raise
+                continue
+            self.database_away = False
+            return conn
 
     def putconn(self, conn: psycopg.Connection) -> None:
         # A connection that came back broken most likely lost its server: the requests after this
