@@ -1,5 +1,5 @@
 # Two commands: `make demo` (set up, start PostGIS, load Lào Cai, serve) and `make test`.
-.PHONY: setup demo test bench lint config db-up db-down clean
+.PHONY: setup demo test bench load load-restart lint config db-up db-down clean
 
 IOCGIS := .venv/bin/iocgis
 
@@ -18,6 +18,14 @@ test: setup
 
 bench: setup
 	.venv/bin/python bench/ogc_items.py
+
+# 64 clients, mixed reads and writes, 5 minutes, on a scratch cluster and server of its own (127.0.0.1).
+load: setup
+	.venv/bin/python bench/load_mixed.py $(LOAD_ARGS)
+
+# The same with the database stopped 2 minutes in and started again 30 s later.
+load-restart: setup
+	.venv/bin/python bench/load_mixed.py --restart-at 120 --down 30 $(LOAD_ARGS)
 
 lint: setup
 	.venv/bin/ruff check gis_core webmap tests bench

@@ -16,79 +16,15 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import random
 import shutil
-import socket
-import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 import psycopg
-
-HOST = "127.0.0.1"     # never anywhere else
-CATEGORIES = ("traffic", "environment", "urban_order", "infrastructure", "security", "other")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def scratch_database(root: Path):
-    """A fresh cluster under `root`, migrated, with the demo province loaded. Returns (cluster, url)."""
-    from gis_core.cluster import Cluster
-    from gis_core.demo import load_demo
-    from gis_core.migrate import migrate
-    from gis_core.settings import Settings
-
-    cluster = Cluster(root=root / "pg", port=free_port())
-    cluster.root.mkdir(parents=True)
-    cluster.up()
-    url = cluster.url
-    with psycopg.connect(url) as conn:
-        migrate(conn, Settings().migrations_dir)
-    with psycopg.connect(url) as conn:
-        load_demo(conn, Settings(database_url=url, var_dir=root / "var"))
-    return cluster, url
-
-
-def start_server(url: str, var_dir: Path, log_path: Path, pool_max: int) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": url, "IOCGIS_HOST": HOST, "IOCGIS_PORT": str(port),
-           "IOCGIS_VAR_DIR": str(var_dir), "IOCGIS_REPORTS_PER_MIN": "0", "IOCGIS_POOL_MAX": str(pool_max),
-           "IOCGIS_CAMERA_SWEEP_S": "0"}
-    log = open(log_path, "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "gis_core.cli", "serve"], env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            conn = http.client.HTTPConnection(HOST, port, timeout=5)
-            conn.request("GET", "/api/report-categories")
-            if conn.getresponse().status == 200:
-                conn.close()
-                return proc, f"{HOST}:{port}"
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit("server did not start:\n" + log_path.read_text(errors="replace")[-3000:])
-        time.sleep(0.3)
-
-
-def points(url: str, n: int) -> list[tuple[float, float]]:
-    with psycopg.connect(url) as conn:
-        rows = conn.execute("SELECT ST_X(g), ST_Y(g) FROM (SELECT (ST_Dump(ST_GeneratePoints(geom, %s, 42))).geom g"
-                            " FROM admin_units WHERE level = 'province' AND valid_to IS NULL) p", (n,)).fetchall()
-    if not rows:
-        raise SystemExit("no province in this database: load the demo (iocgis demo load) first")
-    return [(round(x, 6), round(y, 6)) for x, y in rows]
+from loadkit import percentile, report_body, report_points, scratch_database, start_server, stop_server
 
 
 def client(address: str, deadline: float, budget: list[int], lock: threading.Lock, places: list[tuple[float, float]],
@@ -101,10 +37,7 @@ def client(address: str, deadline: float, budget: list[int], lock: threading.Loc
             if budget[0] <= 0:
                 break
             budget[0] -= 1
-        lon, lat = rng.choice(places)
-        body = json.dumps({"category": rng.choice(CATEGORIES), "location": {"type": "Point", "coordinates": [lon, lat]},
-                           "description": f"Phản ánh thử tải số {rng.randrange(10**9)}: đèn đường hỏng",
-                           "contact": f"09{rng.randrange(10**8):08d}"}).encode()
+        body = report_body(rng, places)
         started = time.perf_counter()
         try:
             conn.request("POST", "/api/reports", body, {"Content-Type": "application/json"})
@@ -136,7 +69,6 @@ def main() -> None:
         raise SystemExit("--clients 1..256, --duration 0..600 s, --max-requests > 0")
 
     root = Path(tempfile.mkdtemp(prefix="iocgis-bench-reports-"))
-    root.chmod(0o755)   # the unprivileged PostgreSQL user walks down to its data directory
     cluster = proc = None
     try:
         if args.database_url:
@@ -146,7 +78,7 @@ def main() -> None:
             cluster, url = scratch_database(root)
             print(f"scratch database ready in {time.monotonic() - started:.1f}s (demo loaded, fsync on)")
         proc, address = start_server(url, root / "var", root / "server.log", args.pool_max)
-        places = points(url, 2000)
+        places = report_points(url, 2000)
         with psycopg.connect(url) as conn:
             before = conn.execute("SELECT count(*) FROM incidents").fetchone()[0]
 
@@ -171,8 +103,7 @@ def main() -> None:
         with psycopg.connect(url) as conn:
             found = conn.execute("SELECT count(*) FROM incidents WHERE ticket_code = ANY(%s)", (tickets,)).fetchone()[0]
             after = conn.execute("SELECT count(*) FROM incidents").fetchone()[0]
-        p50 = statistics.median(latency) * 1000 if latency else float("nan")
-        p99 = latency[min(len(latency) - 1, int(0.99 * len(latency)))] * 1000 if latency else float("nan")
+        p50, p99 = percentile(latency, 0.5) * 1000, percentile(latency, 0.99) * 1000
         print(f"clients={args.clients} duration={elapsed:.1f}s accepted={len(tickets)} "
               f"rejected/failed={sum(errors.values())} {errors or ''}")
         print(f"accepted reports/s: {len(tickets) / elapsed:.1f}   p50: {p50:.1f} ms   p99: {p99:.1f} ms")
@@ -182,8 +113,7 @@ def main() -> None:
             raise SystemExit("FAILED: accepted tickets and stored incidents disagree")
     finally:
         if proc is not None:
-            proc.terminate()
-            proc.wait(10)
+            stop_server(proc)
         if cluster is not None:
             cluster.stop()
         shutil.rmtree(root, ignore_errors=True)

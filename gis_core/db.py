@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -45,13 +46,73 @@ def connect(url: str, **kwargs) -> psycopg.Connection:
         ) from exc
 
 
+# While the database is known to be away (see FailFastPool), a request waits
+# this long for one instead of the pool's full timeout: under load, requests that each held a
+# server thread for the full timeout queued the others behind them for tens of seconds, pages that
+# need no database included.
+DOWN_TIMEOUT_S = 0.1
+WAIT_SLICE_S = 1.0
+# psycopg_pool retries a failed connection with a doubling delay (1, 2, 4, ... s) for
+# `reconnect_timeout` (300 s by default): after an outage of half a minute its next attempt could
+# come a minute after the database's return. Giving up after a few seconds instead lets the next
+# request start a fresh attempt, so the pool refills within seconds of the database's return.
+RECONNECT_S = 5.0
+
+
+class FailFastPool(ConnectionPool):
+    """A psycopg pool that answers fast while the database is away and refills soon after it is back.
+
+    "Away" is learnt from a request that found no connection within the timeout, or found an idle
+    one dead (`check`), or returned one broken; the next request to get a connection clears it. A
+    pool exhausted by slow queries for the whole timeout also counts as away: the requests after
+    it get their 503 at once instead of queueing, which sheds load until a connection is free."""
+
+    def __init__(self, conninfo: str, **kwargs):
+        kwargs.setdefault("reconnect_timeout", RECONNECT_S)
+        self.database_away = False
+        check = kwargs.get("check")
+        if check is not None:
+            def checked(conn: psycopg.Connection) -> None:
+                try:
+                    check(conn)
+                except Exception:
+                    self.database_away = True     # an idle connection died: most likely with its server
+                    raise
+            kwargs["check"] = checked
+        super().__init__(conninfo, **kwargs)
+
+    def getconn(self, timeout: float | None = None) -> psycopg.Connection:
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            # Wait in slices, so that a request already waiting when another one finds the
+            # database away gives up too, instead of waiting out its full timeout.
+            away = self.database_away
+            left = deadline - time.monotonic()
+            try:
+                conn = super().getconn(min(left, DOWN_TIMEOUT_S if away else WAIT_SLICE_S))
+            except PoolTimeout:
+                if away or time.monotonic() >= deadline:
+                    self.database_away = True
+                    raise
+                continue
+            self.database_away = False
+            return conn
+
+    def putconn(self, conn: psycopg.Connection) -> None:
+        # A connection that came back broken most likely lost its server: the requests after this
+        # one need not each wait the full timeout to find that out.
+        if conn.broken:
+            self.database_away = True
+        super().putconn(conn)
+
+
 class Database:
     """A pool of psycopg connections for tuned SQL (one lent per request or command), and a small
     SQLAlchemy engine for queries written against the typed models in `models.py`."""
 
     def __init__(self, url: str, min_size: int = 1, max_size: int = 10):
         self.url = url
-        self.pool = ConnectionPool(
+        self.pool = FailFastPool(
             url, min_size=min_size, max_size=max_size, open=False, timeout=5,
             kwargs={"application_name": "iocgis"},
             check=ConnectionPool.check_connection,

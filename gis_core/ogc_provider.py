@@ -22,6 +22,7 @@ from pygeoapi.provider.base import (
 )
 
 from . import features_sql as fsql
+from .db import FailFastPool
 from .errors import InvalidParameter
 
 # numberMatched is exact when counting is cheap: below this many rows (estimated), or always when
@@ -29,7 +30,7 @@ from .errors import InvalidParameter
 CHEAP_COUNT_ROWS = 200_000
 
 _lock = threading.Lock()
-_pools: dict[str, ConnectionPool] = {}
+_pools: dict[str, FailFastPool] = {}
 _catalogs: dict[tuple, fsql.Catalog] = {}
 
 
@@ -51,13 +52,13 @@ ORDER BY a.attnum"""
 ESTIMATE_SQL = "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = to_regclass(%s)"
 
 
-def _pool(url: str) -> ConnectionPool:
+def _pool(url: str) -> FailFastPool:
     with _lock:
         pool = _pools.get(url)
         if pool is None:
-            pool = ConnectionPool(url, min_size=1, max_size=8, timeout=5, open=True,
-                                  kwargs={"application_name": "iocgis-ogc", "autocommit": True},
-                                  check=ConnectionPool.check_connection)
+            pool = FailFastPool(url, min_size=1, max_size=8, timeout=5, open=True,
+                                kwargs={"application_name": "iocgis-ogc", "autocommit": True},
+                                check=ConnectionPool.check_connection)
             _pools[url] = pool
         return pool
 
