@@ -38,6 +38,8 @@ class AuditFilter:
     actor: str | None = None
     row_key: str | None = None
     limit: int = 50
+    until: dt.datetime | None = None   # entries before this time
+    before_id: int | None = None       # the next page: entries older than this one
 
 
 def where_clause(f: AuditFilter) -> tuple[sql.Composable, dict[str, Any]]:
@@ -56,14 +58,21 @@ def where_clause(f: AuditFilter) -> tuple[sql.Composable, dict[str, Any]]:
     if f.row_key:
         parts.append(sql.SQL("row_key = %(row_key)s"))
         params["row_key"] = f.row_key
+    if f.until:
+        parts.append(sql.SQL("at < %(until)s"))
+        params["until"] = f.until
+    if f.before_id:
+        parts.append(sql.SQL("id < %(before_id)s"))
+        params["before_id"] = f.before_id
     return sql.SQL(" AND ").join(parts), params
 
 
 def entries(conn: psycopg.Connection, f: AuditFilter) -> list[dict[str, Any]]:
-    """The newest entries first."""
+    """The newest entries first (by id, the order they were written in, so pages by `before_id`
+    neither overlap nor skip)."""
     where, params = where_clause(f)
     query = sql.SQL("SELECT id, at, actor, db_user, etl_run, table_name, row_key, action, before, after"
-                    " FROM audit_log WHERE {} ORDER BY at DESC, id DESC LIMIT %(limit)s").format(where)
+                    " FROM audit_log WHERE {} ORDER BY id DESC LIMIT %(limit)s").format(where)
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(query, {**params, "limit": f.limit})
         return cur.fetchall()
