@@ -8,6 +8,7 @@ No Flask here: the web app, the OGC face and the CLI all call these functions.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import re
 import secrets
@@ -28,8 +29,6 @@ WINDOW = dt.timedelta(minutes=15)
 MAX_FAILURES_PER_NAME = 5
 MAX_FAILURES_PER_ADDRESS = 30
 SESSION_HOURS = 12
-# A hash to check against when the name is unknown, so that the answer takes as long either way.
-_DUMMY_HASH = generate_password_hash("not a password of anyone", method="scrypt")
 
 
 class Unauthorized(IocgisError):
@@ -66,6 +65,12 @@ class Principal:
 
 
 PUBLIC = Principal("public", ANONYMOUS, ANONYMOUS)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to check against when the name is unknown, so that the answer takes as long either way."""
+    return generate_password_hash("not a password of anyone", method="scrypt")
 
 
 def _digest(secret: str) -> bytes:
@@ -194,7 +199,7 @@ def login(conn: psycopg.Connection, name: str, password: str, address: str) -> t
                         "Too many failed logins; please try again in 15 minutes.")
     row = conn.execute("SELECT id, role, password_hash FROM users WHERE name = %s AND NOT disabled",
                        (name,)).fetchone()
-    ok = check_password_hash(row[2] if row else _DUMMY_HASH, password or "")
+    ok = check_password_hash(row[2] if row else _dummy_hash(), password or "")
     if not (row and ok):
         conn.execute("DELETE FROM login_failures WHERE at < now() - interval '1 day'")
         conn.execute("INSERT INTO login_failures (name, address) VALUES (%s, %s)", (name, address))
