@@ -171,12 +171,12 @@ def ensure_user(url: str, role: str) -> str:
 
 
 def ensure_token(url: str, role: str) -> str:
-    """An API token of `role` in the database at `url` (made once; its secret kept here)."""
+    """The API token '<role>-token' in the database at `url` (made once; its secret kept here)."""
     from gis_core.auth.accounts import create_token
 
     if (url, role) not in _tokens:
         with psycopg.connect(url) as connection:
-            _tokens[url, role] = create_token(connection, f"{role}-token-{len(_tokens)}", role, days=1)
+            _tokens[url, role] = create_token(connection, f"{role}-token", role, days=1)
     return _tokens[url, role]
 
 

@@ -182,9 +182,8 @@ def guard(bp: Blueprint, area: str) -> None:
 
     @bp.after_request
     def _private(response: Response) -> Response:
-        # Pages for staff: never cached by a shared proxy, never framed by another site.
-        response.headers.setdefault("Cache-Control", "no-store")
-        response.headers.setdefault("X-Frame-Options", "DENY")
+        # Pages for staff: never kept by a shared cache (framing is ruled app-wide, webmap/security.py).
+        response.headers["Cache-Control"] = "no-store"
         return response
 
 
