@@ -16,7 +16,7 @@ from collections import Counter
 
 import psycopg
 import pytest
-from conftest import free_port
+from conftest import ensure_token, free_port
 from test_etl_files import copy_boundaries
 
 from gis_core.cluster import throwaway_cluster
@@ -31,12 +31,14 @@ ENDPOINTS = ["/ogc/collections/schools/items?f=json&limit=5", "/api/incidents?li
 FAIL_FAST_S = 7.0       # pool timeout (5 s) and a margin
 RECOVER_S = 10.0
 POOL_LIMIT = 10 + 8 + 5 + 8   # app pool, OGC provider pool, SQLAlchemy (2 + 3 overflow), MVT tiles pool
+OPERATOR: dict[str, str] = {}   # the operators' token header, for /api/incidents (set by own_stack)
 
 
 def get(url: str, timeout: float = 30) -> tuple[int, float]:
     started = time.monotonic()
+    headers = OPERATOR if "/api/incidents" in url else {}
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as response:
             response.read()
             return response.status, time.monotonic() - started
     except urllib.error.HTTPError as err:
@@ -65,6 +67,7 @@ def own_stack(tmp_root, demo_url):
     with psycopg.connect(url) as conn:
         migrate(conn, Settings().migrations_dir)
     copy_boundaries(demo_url, url)
+    OPERATOR["Authorization"] = f"Bearer {ensure_token(url, 'operator')}"
     port = free_port()
     log = open(tmp_path / "server.log", "wb")
     env = {**os.environ, "DATABASE_URL": url, "IOCGIS_PORT": str(port), "IOCGIS_VAR_DIR": str(tmp_path / "var")}
