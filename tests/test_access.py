@@ -563,3 +563,75 @@ def test_admin_audit_page_filters_and_pages(server, sessions, tokens, demo_url):
     # Stewards, however trusted with data, do not read the trail.
     assert sessions["steward"].get(f"{server}/admin/audit", timeout=60).status_code == 403
     assert requests.get(f"{server}/admin/audit", headers=auth(tokens["steward"]), timeout=60).status_code == 403
+
+
+# -- the CLI and what the database keeps ----------------------------------------------------------
+
+
+def iocgis(url: str, *args: str, stdin: str | None = None):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "gis_core.cli", *args], input=stdin, capture_output=True, text=True,
+                          env={**os.environ, "DATABASE_URL": url}, timeout=120, check=False)
+
+
+def test_users_and_tokens_cli(db_url):
+    added = iocgis(db_url, "users", "add", "lan", "--role", "operator", "--full-name", "Nguyễn Thị Lan",
+                   "--password", PASSWORD)
+    assert added.returncode == 0, added.stderr
+    assert iocgis(db_url, "users", "add", "lan", "--role", "operator", "--password", PASSWORD).returncode == 1
+    short = iocgis(db_url, "users", "add", "minh", "--role", "viewer", "--password", "ngắn")
+    assert short.returncode == 1 and "ít nhất" in short.stderr and "at least" in short.stderr
+    assert iocgis(db_url, "users", "add", "minh", "--role", "boss", "--password", PASSWORD).returncode == 2
+    listed = iocgis(db_url, "users", "list").stdout
+    assert "lan" in listed and "operator" in listed and "Nguyễn Thị Lan" in listed
+
+    created = iocgis(db_url, "tokens", "create", "qgis-sync", "--role", "steward", "--days", "30")
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.strip()
+    assert secret.startswith("iocgis_") and len(secret) > 40 and "không xem lại được" in created.stderr
+    tokens_listed = iocgis(db_url, "tokens", "list").stdout
+    assert "qgis-sync" in tokens_listed and "steward" in tokens_listed and secret not in tokens_listed
+    with psycopg.connect(db_url) as conn:
+        stored = conn.execute("SELECT token_hash FROM api_tokens WHERE name = 'qgis-sync'").fetchone()[0]
+        password_hash = conn.execute("SELECT password_hash FROM users WHERE name = 'lan'").fetchone()[0]
+        trail = conn.execute("SELECT actor, before, after FROM audit_log WHERE table_name IN ('users', 'api_tokens')"
+                             " ORDER BY id").fetchall()
+    assert secret.encode() not in bytes(stored) and len(bytes(stored)) == 32       # only its SHA-256
+    assert password_hash.startswith("scrypt:") and PASSWORD not in password_hash
+    # Account changes are audited (by who ran the CLI), never with a secret.
+    assert trail and all(actor.startswith("cli:") for actor, _, _ in trail)
+    assert not any("password_hash" in (row or {}) or "token_hash" in (row or {}) for _, b, a in trail for row in (b, a))
+
+    from gis_core.auth import accounts
+
+    with psycopg.connect(db_url) as conn:
+        assert accounts.token_principal(conn, secret).actor == "token:qgis-sync"
+        who, session_id = accounts.login(conn, "lan", PASSWORD, "127.0.0.1")
+        assert who.actor == "user:lan" and accounts.session_principal(conn, session_id) == who
+    assert iocgis(db_url, "users", "passwd", "lan", "--password", "một mật khẩu mới dài").returncode == 0
+    with psycopg.connect(db_url) as conn:
+        assert accounts.session_principal(conn, session_id) is None          # a new password ends sessions
+        assert accounts.login(conn, "lan", PASSWORD, "127.0.0.1") is None
+        assert accounts.login(conn, "lan", "một mật khẩu mới dài", "127.0.0.1") is not None
+    assert iocgis(db_url, "users", "disable", "lan").returncode == 0
+    with psycopg.connect(db_url) as conn:
+        assert accounts.login(conn, "lan", "một mật khẩu mới dài", "127.0.0.1") is None
+    assert iocgis(db_url, "tokens", "revoke", "qgis-sync").returncode == 0
+    assert iocgis(db_url, "tokens", "revoke", "qgis-sync").returncode == 1
+    with psycopg.connect(db_url) as conn:
+        assert accounts.token_principal(conn, secret) is None
+
+
+def test_the_secret_key_file_is_private_and_kept(tmp_path):
+    from gis_core.auth.secret import secret_key
+
+    settings = Settings(database_url="postgresql://unused", var_dir=tmp_path / "var")
+    first = secret_key(settings)
+    assert len(first) >= 32 and (tmp_path / "var" / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert secret_key(settings) == first
+    assert secret_key(Settings(var_dir=tmp_path / "var", secret_key="k" * 40)) == "k" * 40
+    with pytest.raises(ValueError):
+        secret_key(Settings(var_dir=tmp_path / "var", secret_key="short"))
