@@ -635,3 +635,43 @@ def test_the_secret_key_file_is_private_and_kept(tmp_path):
     assert secret_key(Settings(var_dir=tmp_path / "var", secret_key="k" * 40)) == "k" * 40
     with pytest.raises(ValueError):
         secret_key(Settings(var_dir=tmp_path / "var", secret_key="short"))
+
+
+@pytest.mark.slow
+def test_admin_logs_in_and_reads_the_trail_in_chromium(browser, server, demo_url, artifacts):
+    from urllib.parse import urlsplit
+
+    name = ensure_user(demo_url, "admin")
+    context = browser.new_context(locale="vi-VN", viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    seen: list[str] = []
+    problems: list[str] = []
+    page.on("request", lambda r: seen.append(r.url))
+    page.on("response", lambda r: r.status >= 400 and problems.append(f"{r.status} {urlsplit(r.url).path}"))
+    try:
+        page.goto(f"{server}/admin/audit?table=incidents", wait_until="networkidle")
+        assert "/login" in page.url and page.title().startswith("Đăng nhập")
+        page.screenshot(path=str(artifacts / "login.png"))
+        page.fill("#name", name)
+        page.fill("#password", "sai mật khẩu")
+        page.click("#login-form button[type=submit]")
+        page.wait_for_load_state("networkidle")
+        assert "Sai tên đăng nhập hoặc mật khẩu" in page.locator("#login-error").inner_text()
+        page.fill("#name", name)
+        page.fill("#password", PASSWORD)
+        page.click("#login-form button[type=submit]")
+        page.wait_for_load_state("networkidle")
+        assert page.url.endswith("/admin/audit?table=incidents"), page.url
+        assert page.locator("#audit tbody tr").count() >= 1
+        cells = page.locator("#audit tbody td:nth-child(5)").all_inner_texts()
+        assert cells and all(c.startswith("incidents [") for c in cells), cells
+        page.screenshot(path=str(artifacts / "admin_audit.png"), full_page=False)
+        page.click("nav button[type=submit]")                       # log out
+        page.wait_for_load_state("networkidle")
+        assert "/login" in page.url
+        page.goto(f"{server}/admin/audit", wait_until="networkidle")
+        assert "/login" in page.url                                  # the session is gone
+    finally:
+        context.close()
+    assert problems == ["401 /login"], problems                      # only the wrong password
+    assert all(urlsplit(u).hostname == "127.0.0.1" or u.startswith("data:") for u in seen)

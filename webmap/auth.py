@@ -60,6 +60,7 @@ def configure(app: Flask, settings: Settings) -> None:
     app.register_blueprint(blueprint)
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.globals["current_principal"] = _shown_principal
+    app.jinja_env.globals["may_use"] = lambda area: rules.may_use(_shown_principal().role, area)
 
 
 def _database():
