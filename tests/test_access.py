@@ -406,6 +406,12 @@ def test_transactions_need_a_token_of_a_role_that_may_write(server, sessions, to
         r = requests.post(url, data=body, headers={**geo, **auth(tokens[role])}, timeout=30)
         assert r.status_code == 403, (role, r.status_code, r.text[:200])
         assert "không được ghi" in r.json()["description"]
+    # The OpenAPI document each caller gets documents the transactions it may make, and only those.
+    item_path = "/collections/schools/items/{featureId}"
+    public_doc = requests.get(f"{server}/ogc/openapi?f=json", timeout=120).json()
+    steward_doc = requests.get(f"{server}/ogc/openapi?f=json", headers=auth(tokens["steward"]), timeout=120).json()
+    assert "put" not in public_doc["paths"][item_path] and "delete" not in public_doc["paths"][item_path]
+    assert {"put", "delete"} <= set(steward_doc["paths"][item_path])
     for method in ("put", "patch", "delete"):
         r = requests.request(method, f"{url}/1", data=body, headers={**geo, **auth(tokens["viewer"])}, timeout=30)
         assert r.status_code == 403, method

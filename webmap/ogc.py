@@ -75,16 +75,24 @@ def local_refs(document, schemas_url: str):
 def blueprint(settings: Settings) -> Blueprint:
     config = ogc_config.load(settings.pygeoapi_config, settings)
     registry = Registry.load(settings.layers_dir)
-    openapi = local_refs(get_oas(config), config["server"]["url"].rstrip("/") + "/schemas/")
-    apis = {ANONYMOUS: API(config, openapi)}
-    apis_lock = threading.Lock()
+    schemas_url = config["server"]["url"].rstrip("/") + "/schemas/"
+    apis = {ANONYMOUS: API(config, local_refs(get_oas(config), schemas_url))}
+    apis_lock, openapi_lock = threading.Lock(), threading.Lock()
 
     def api_for(role: str) -> API:
-        """The API as `role` sees it, made on first use (the OpenAPI document is the public one)."""
+        """The API as `role` sees it, made on first use; its OpenAPI document when first asked for."""
         with apis_lock:
             if role not in apis:
-                apis[role] = API(ogc_config.for_role(config, registry, settings, role), openapi)
+                apis[role] = API(ogc_config.for_role(config, registry, settings, role), {})
             return apis[role]
+
+    def openapi_document(api: API, api_request: APIRequest):
+        """The OpenAPI document of the caller's role: its layers and fields, and the transactions
+        of the layers it may write (pygeoapi documents POST/PUT/DELETE for editable collections)."""
+        with openapi_lock:
+            if not api.openapi:
+                api.openapi = local_refs(get_oas(api.config), schemas_url)
+        return core_api.openapi_(api, api_request)
 
     def refused(exc: Unauthorized | Forbidden) -> Response:
         response = make_response(exc.to_dict(), exc.status)
@@ -168,7 +176,7 @@ def blueprint(settings: Settings) -> Blueprint:
     bp.add_url_rule("/schemas/<path:path>", "schemas", lambda path: send_from_directory(
         SCHEMAS_DIR, path, mimetype="application/yaml" if path.endswith(".yaml") else "application/json",
         max_age=3600))
-    bp.add_url_rule("/openapi", "openapi", lambda: run(core_api.openapi_))
+    bp.add_url_rule("/openapi", "openapi", lambda: run(openapi_document))
     bp.add_url_rule("/conformance", "conformance", lambda: run(core_api.conformance))
     bp.add_url_rule("/TileMatrixSets", "tilematrixsets", lambda: run(tiles_api.tilematrixsets))
     bp.add_url_rule("/TileMatrixSets/<tms>", "tilematrixset",
