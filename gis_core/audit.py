@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,6 +102,27 @@ def describe(entry: dict[str, Any]) -> str:
 # -- the CLI -------------------------------------------------------------------------------------
 
 
+@contextmanager
+def command_connection(actor: str | None = None) -> Iterator[psycopg.Connection]:
+    """The settings' database for one CLI command (committed at the end), its changes named `actor`
+    in the trail; bad settings and an unreachable database become click errors, not tracebacks."""
+    from .db import connect, database_url
+    from .errors import IocgisError
+    from .settings import Settings
+
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        with connect(database_url(settings)) as conn:
+            if actor is not None:
+                set_actor(conn, actor)
+            yield conn
+    except IocgisError as exc:
+        raise click.ClickException(f"{exc.message_vi}\n{exc.message_en}") from None
+
+
 def _since(_ctx, _param, value: str | None) -> dt.datetime | None:
     if not value:
         return None
@@ -121,21 +144,10 @@ def _since(_ctx, _param, value: str | None) -> dt.datetime | None:
 def audit(table: str | None, since: dt.datetime | None, actor: str | None, row_key: str | None, limit: int,
           as_json: bool) -> None:
     """Nhật ký thay đổi dữ liệu, mới nhất trước / the audit trail of data changes, newest first."""
-    from .db import connect, database_url
-    from .errors import IocgisError
-    from .settings import Settings
-
-    try:
-        settings = Settings.from_env()
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    try:
-        with connect(database_url(settings)) as conn:
-            if table and not conn.execute(TABLE_EXISTS, (table,)).fetchone()[0]:
-                raise click.BadParameter(f"Không có bảng {table!r} / no table {table!r}.", param_hint="--table")
-            rows = entries(conn, AuditFilter(table, since, actor, row_key, limit))
-    except IocgisError as exc:
-        raise click.ClickException(f"{exc.message_vi}\n{exc.message_en}") from None
+    with command_connection() as conn:
+        if table and not conn.execute(TABLE_EXISTS, (table,)).fetchone()[0]:
+            raise click.BadParameter(f"Không có bảng {table!r} / no table {table!r}.", param_hint="--table")
+        rows = entries(conn, AuditFilter(table, since, actor, row_key, limit))
     for entry in rows:
         click.echo(json.dumps(entry, ensure_ascii=False, default=str) if as_json else describe(entry))
     if not as_json:

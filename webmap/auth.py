@@ -32,9 +32,9 @@ from flask import (
 )
 
 from gis_core.auth import accounts, rules
-from gis_core.auth.accounts import PUBLIC, Forbidden, Principal, Unauthorized
+from gis_core.auth.accounts import PUBLIC, Principal
 from gis_core.auth.secret import secret_key
-from gis_core.errors import IocgisError
+from gis_core.errors import Forbidden, IocgisError, Throttled, Unauthorized
 from gis_core.settings import Settings
 
 from .map import ASSETS
@@ -223,7 +223,7 @@ def login():
     try:
         with _database().connection(actor="web:login") as conn:
             result = accounts.login(conn, request.form.get("name", ""), request.form.get("password", ""), address)
-    except accounts.Throttled as exc:
+    except Throttled as exc:
         response = _login_form(exc, 429)
         response.headers["Retry-After"] = str(int(accounts.WINDOW.total_seconds()))
         return response

@@ -32,8 +32,8 @@ from werkzeug.datastructures import Headers
 
 from gis_core import features_write, ogc_config, tiles
 from gis_core.auth import rules
-from gis_core.auth.accounts import Forbidden, Unauthorized
 from gis_core.auth.rules import ANONYMOUS
+from gis_core.errors import Forbidden, Unauthorized
 from gis_core.registry import Registry
 from gis_core.settings import Settings
 

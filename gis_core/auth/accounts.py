@@ -18,7 +18,7 @@ import psycopg
 from psycopg.rows import dict_row
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from ..errors import InvalidParameter, IocgisError
+from ..errors import InvalidParameter, Throttled
 from .rules import ANONYMOUS, ROLES
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
@@ -29,21 +29,6 @@ WINDOW = dt.timedelta(minutes=15)
 MAX_FAILURES_PER_NAME = 5
 MAX_FAILURES_PER_ADDRESS = 30
 SESSION_HOURS = 12
-
-
-class Unauthorized(IocgisError):
-    status = 401
-    code = "Unauthorized"
-
-
-class Forbidden(IocgisError):
-    status = 403
-    code = "Forbidden"
-
-
-class Throttled(IocgisError):
-    status = 429
-    code = "TooManyRequests"
 
 
 @dataclass(frozen=True)

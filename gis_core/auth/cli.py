@@ -6,30 +6,16 @@ remote one); each change is audited as 'cli:<login name>'."""
 from __future__ import annotations
 
 import getpass
-from contextlib import contextmanager
 
 import click
 
 from .rules import ROLES
 
 
-@contextmanager
 def _connection():
-    from ..audit import set_actor
-    from ..db import connect, database_url
-    from ..errors import IocgisError
-    from ..settings import Settings
+    from ..audit import command_connection
 
-    try:
-        settings = Settings.from_env()
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    try:
-        with connect(database_url(settings)) as conn:
-            set_actor(conn, f"cli:{getpass.getuser()}")
-            yield conn
-    except IocgisError as exc:
-        raise click.ClickException(f"{exc.message_vi}\n{exc.message_en}") from None
+    return command_connection(actor=f"cli:{getpass.getuser()}")
 
 
 def _when(value) -> str:
