@@ -26,7 +26,7 @@ TABLE_EXISTS = "SELECT EXISTS (SELECT 1 FROM pg_class WHERE relname = %s AND rel
 
 
 def set_actor(conn: psycopg.Connection | psycopg.Cursor, actor: str) -> None:
-    """Name who acts in the current transaction ('web:citizen', 'device:CAM-001', 'operator:Lan',
+    """Name who acts in the current transaction ('web:citizen', 'device:CAM-001', 'user:lan', 'token:qgis-sync',
     'etl:<source>'). Transaction-local: it ends with the transaction, so a pooled connection never
     carries it to the next request. Call it inside the transaction that writes."""
     actor = " ".join(str(actor).split())[:MAX_ACTOR] or "unknown"
