@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +26,7 @@ TABLE_EXISTS = "SELECT EXISTS (SELECT 1 FROM pg_class WHERE relname = %s AND rel
 
 
 def set_actor(conn: psycopg.Connection | psycopg.Cursor, actor: str) -> None:
-    """Name who acts in the current transaction ('web:citizen', 'device:CAM-001', 'operator:Lan',
+    """Name who acts in the current transaction ('web:citizen', 'device:CAM-001', 'user:lan', 'token:qgis-sync',
     'etl:<source>'). Transaction-local: it ends with the transaction, so a pooled connection never
     carries it to the next request. Call it inside the transaction that writes."""
     actor = " ".join(str(actor).split())[:MAX_ACTOR] or "unknown"
@@ -38,6 +40,8 @@ class AuditFilter:
     actor: str | None = None
     row_key: str | None = None
     limit: int = 50
+    until: dt.datetime | None = None   # entries before this time
+    before_id: int | None = None       # the next page: entries older than this one
 
 
 def where_clause(f: AuditFilter) -> tuple[sql.Composable, dict[str, Any]]:
@@ -56,14 +60,21 @@ def where_clause(f: AuditFilter) -> tuple[sql.Composable, dict[str, Any]]:
     if f.row_key:
         parts.append(sql.SQL("row_key = %(row_key)s"))
         params["row_key"] = f.row_key
+    if f.until:
+        parts.append(sql.SQL("at < %(until)s"))
+        params["until"] = f.until
+    if f.before_id:
+        parts.append(sql.SQL("id < %(before_id)s"))
+        params["before_id"] = f.before_id
     return sql.SQL(" AND ").join(parts), params
 
 
 def entries(conn: psycopg.Connection, f: AuditFilter) -> list[dict[str, Any]]:
-    """The newest entries first."""
+    """The newest entries first (by id, the order they were written in, so pages by `before_id`
+    neither overlap nor skip)."""
     where, params = where_clause(f)
     query = sql.SQL("SELECT id, at, actor, db_user, etl_run, table_name, row_key, action, before, after"
-                    " FROM audit_log WHERE {} ORDER BY at DESC, id DESC LIMIT %(limit)s").format(where)
+                    " FROM audit_log WHERE {} ORDER BY id DESC LIMIT %(limit)s").format(where)
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(query, {**params, "limit": f.limit})
         return cur.fetchall()
@@ -91,6 +102,27 @@ def describe(entry: dict[str, Any]) -> str:
 # -- the CLI -------------------------------------------------------------------------------------
 
 
+@contextmanager
+def command_connection(actor: str | None = None) -> Iterator[psycopg.Connection]:
+    """The settings' database for one CLI command (committed at the end), its changes named `actor`
+    in the trail; bad settings and an unreachable database become click errors, not tracebacks."""
+    from .db import connect, database_url
+    from .errors import IocgisError
+    from .settings import Settings
+
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        with connect(database_url(settings)) as conn:
+            if actor is not None:
+                set_actor(conn, actor)
+            yield conn
+    except IocgisError as exc:
+        raise click.ClickException(f"{exc.message_vi}\n{exc.message_en}") from None
+
+
 def _since(_ctx, _param, value: str | None) -> dt.datetime | None:
     if not value:
         return None
@@ -112,21 +144,10 @@ def _since(_ctx, _param, value: str | None) -> dt.datetime | None:
 def audit(table: str | None, since: dt.datetime | None, actor: str | None, row_key: str | None, limit: int,
           as_json: bool) -> None:
     """Nhật ký thay đổi dữ liệu, mới nhất trước / the audit trail of data changes, newest first."""
-    from .db import connect, database_url
-    from .errors import IocgisError
-    from .settings import Settings
-
-    try:
-        settings = Settings.from_env()
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    try:
-        with connect(database_url(settings)) as conn:
-            if table and not conn.execute(TABLE_EXISTS, (table,)).fetchone()[0]:
-                raise click.BadParameter(f"Không có bảng {table!r} / no table {table!r}.", param_hint="--table")
-            rows = entries(conn, AuditFilter(table, since, actor, row_key, limit))
-    except IocgisError as exc:
-        raise click.ClickException(f"{exc.message_vi}\n{exc.message_en}") from None
+    with command_connection() as conn:
+        if table and not conn.execute(TABLE_EXISTS, (table,)).fetchone()[0]:
+            raise click.BadParameter(f"Không có bảng {table!r} / no table {table!r}.", param_hint="--table")
+        rows = entries(conn, AuditFilter(table, since, actor, row_key, limit))
     for entry in rows:
         click.echo(json.dumps(entry, ensure_ascii=False, default=str) if as_json else describe(entry))
     if not as_json:

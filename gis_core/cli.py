@@ -302,10 +302,11 @@ def _serve_gunicorn(settings: Settings, workers: int, threads: int) -> None:
 from etl.cli import etl  # noqa: E402
 
 from .audit import audit  # noqa: E402
+from .auth.cli import tokens, users  # noqa: E402
 from .incidents.cli import incidents  # noqa: E402
 from .zoning.cli import permits  # noqa: E402
 
-for _group in (etl, incidents, permits, audit):
+for _group in (etl, incidents, permits, audit, users, tokens):
     main.add_command(_group)
 
 if __name__ == "__main__":

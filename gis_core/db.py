@@ -137,7 +137,7 @@ class Database:
     def connection(self, actor: str | None = None) -> Iterator[psycopg.Connection]:
         """A pooled connection for one request or command; its transaction is committed at the end
         of the block (rolled back on an exception). `actor` names who acts in that transaction for
-        the audit trail (see gis_core/audit.py): 'web:citizen', 'device:CAM-001', 'operator:Lan'."""
+        the audit trail (see gis_core/audit.py): 'web:citizen', 'device:CAM-001', 'user:lan', 'token:qgis-sync'."""
         try:
             with self.pool.connection() as conn:
                 if actor is not None:

@@ -21,6 +21,23 @@ class InvalidParameter(IocgisError):
     code = "InvalidParameterValue"
 
 
+class Unauthorized(IocgisError):
+    """Not logged in, or an API token that is unknown, expired or revoked."""
+    status = 401
+    code = "Unauthorized"
+
+
+class Forbidden(IocgisError):
+    """Logged in (or a token), without a role that may do this; or a form without its CSRF token."""
+    status = 403
+    code = "Forbidden"
+
+
+class Throttled(IocgisError):
+    status = 429
+    code = "TooManyRequests"
+
+
 class NotFound(IocgisError):
     status = 404
     code = "NotFound"

@@ -17,6 +17,8 @@ from pathlib import Path
 import psycopg
 import yaml
 
+from .auth import rules
+from .auth.rules import ANONYMOUS
 from .db import connect, database_url
 from .errors import IocgisError
 from .registry import Coverage, Layer, Registry
@@ -44,7 +46,8 @@ PLACEHOLDER = re.compile(r"\$\{(?P<name>\w+)(?::-(?P<default>[^}]*))?\}")
 PROVINCE_BBOX = [103.52, 21.29, 105.05, 22.86]
 
 
-def _collection(layer: Layer) -> dict:
+def _collection(layer: Layer, role: str = ANONYMOUS) -> dict:
+    """A layer's collection as `role` sees it: the fields it may see; editable when it may write."""
     provider = {
         "type": "feature",
         "name": PROVIDER,
@@ -52,13 +55,16 @@ def _collection(layer: Layer) -> dict:
         "table": layer.table,
         "id_field": layer.id_field,
         "geom_field": layer.geometry_column,
-        "properties": [f.name for f in layer.public_fields if f.name != layer.id_field]
+        "properties": [f.name for f in rules.visible_fields(role, layer) if f.name != layer.id_field]
         or [layer.id_field],
         "storage_crs": CRS84,
         "crs": CRS_LIST,
     }
     if layer.temporal_field:
         provider["time_field"] = layer.temporal_field
+    if rules.may_write_layer(role, layer):
+        provider["editable"] = True  # OGC API Features Part 4: create, replace, update, delete
+        provider["geometry_type"] = layer.geometry_type
     tiles = {
         "type": "tile",
         "name": TILE_PROVIDER,
@@ -216,6 +222,19 @@ def _rasters_named(raw: dict) -> list[str]:
             if match and match["name"].startswith("IOCGIS_RASTER_"):
                 names.append(match["name"].removeprefix("IOCGIS_RASTER_").lower())
     return names
+
+
+def for_role(config: dict, registry: Registry, settings: Settings, role: str) -> dict:
+    """The loaded (anonymous) config as `role` sees it: the layers it may read, each with the fields
+    it may see and editable where it may write; coverages and processes as they are. pygeoapi then
+    serves, filters, sorts and lists queryables over exactly those fields, in every format."""
+    if role == ANONYMOUS:
+        return config
+    values = {"IOCGIS_PUBLIC_URL": settings.base_url, "IOCGIS_OGC_DATABASE_URL": database_url(settings)}
+    layers = {layer.id: _fill(_collection(layer, role), values)
+              for layer in registry if rules.may_read_layer(role, layer)}
+    others = {name: r for name, r in config["resources"].items() if name not in {layer.id for layer in registry}}
+    return {**config, "resources": {**layers, **others}}
 
 
 def load(path: Path, settings: Settings) -> dict:

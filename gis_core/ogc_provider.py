@@ -22,6 +22,8 @@ from pygeoapi.provider.base import (
 )
 
 from . import features_sql as fsql
+from . import features_write as fwrite
+from .audit import set_actor
 from .db import FailFastPool
 from .errors import InvalidParameter
 
@@ -118,6 +120,7 @@ class FastPostGISProvider(BaseProvider):
         self.id_field = provider_def["id_field"]
         self.geom = provider_def.get("geom_field", "geom")
         self.count_mode = str(provider_def.get("count_mode", "auto"))
+        self.geometry_type = str(provider_def.get("geometry_type", "Geometry"))  # checked on writes
         self.catalog = catalog_for(self.url, self.table, self.id_field, self.geom, self.properties,
                                    self.time_field)
         self.get_fields()
@@ -255,3 +258,51 @@ class FastPostGISProvider(BaseProvider):
             return key
         return str(identifier)
 
+
+    # -- writing: OGC API Features Part 4 (SQL in features_write.py) ------------------------------
+    # Only collections a role may write are `editable` in that role's config (gis_core/ogc_config.py
+    # for_role), and the web face lets only API tokens of such roles reach these methods.
+
+    def create(self, item):
+        edit = self._edit(item, partial=False)
+        return self._write(lambda copies: fwrite.insert_sql(self.catalog, fwrite.with_search_copies(edit, copies)))
+
+    def update(self, identifier, item, partial: bool = False):
+        """PUT replaces the feature (fields left out become NULL); PATCH (`partial`) changes only what it names."""
+        key = self._typed_id(identifier)
+        edit = self._edit(item, partial=partial)
+        self._write(lambda copies: fwrite.update_sql(self.catalog, fwrite.with_search_copies(edit, copies), key),
+                    identifier)
+        return True
+
+    def delete(self, identifier):
+        key = self._typed_id(identifier)
+        self._write(lambda _copies: fwrite.delete_sql(self.catalog, key), identifier)
+        return True
+
+    def _edit(self, item, partial: bool) -> fwrite.Edit:
+        try:
+            return fwrite.parse_feature(item, self.catalog, self.geometry_type, partial=partial)
+        except InvalidParameter as exc:
+            raise ProviderInvalidQueryError(user_msg=f"{exc.message_vi} / {exc.message_en}") from None
+
+    def _write(self, build, identifier=None):
+        """Run one write (`build(search copies)` makes its SQL) in its own transaction, named for
+        the audit trail; the row's id."""
+        actor = fwrite.ACTOR.get()
+        if not actor:
+            raise ProviderInvalidQueryError(user_msg="Ghi dữ liệu cần token API / writing needs an API token")
+        try:
+            with self._connection() as conn, conn.transaction():
+                set_actor(conn, actor)
+                copies = [r[0] for r in conn.execute(fwrite.SEARCH_COPIES_SQL, (self.catalog.table,))]
+                row = conn.execute(*build(copies)).fetchone()
+        except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
+            # NOT NULL, CHECK, foreign key, unique, a value of the wrong type: the client's to fix.
+            detail = exc.diag.message_primary
+            raise ProviderInvalidQueryError(user_msg=f"Dữ liệu bị từ chối / rejected: {detail}") from None
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise DatabaseUnavailableError() from exc
+        if row is None:
+            raise ProviderItemNotFoundError(f"No such item: {self.id_field}={identifier}.")
+        return row[0]

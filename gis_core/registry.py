@@ -32,6 +32,7 @@ class Field:
     label: Text
     type: str
     restricted: bool = False
+    restricted_to: tuple[str, ...] = ()   # the roles that may see a restricted field (gis_core/auth/rules.py)
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ class Layer:
     base_table: str        # the table behind a view: its writes are what change this layer
     tiles: Tiles
     path: Path
+    readable_by: tuple[str, ...] = ()   # roles that may read it when it is not public
+    writable_by: tuple[str, ...] = ()   # roles that may write it through OGC API Features transactions
 
     @property
     def public_fields(self) -> tuple[Field, ...]:
@@ -121,6 +124,17 @@ def _ident(value, where: str) -> str:
     if not isinstance(value, str) or not IDENT.match(value):
         raise ConfigError(f"{where}: tên không hợp lệ {value!r}", f"{where}: invalid name {value!r}")
     return value
+
+
+def _roles(raw, where: str) -> tuple[str, ...]:
+    from .auth.rules import ROLES
+
+    roles = tuple(raw or ())
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise ConfigError(f"{where}: vai trò không tồn tại {unknown}",
+                          f"{where}: unknown roles {unknown} (known: {ROLES})")
+    return roles
 
 
 def _read(path: Path) -> tuple[dict, str]:
@@ -175,11 +189,17 @@ def parse_layer(path: Path) -> Layer:
     fields = []
     for name, spec in (raw.get("fields") or {}).items():
         spec = spec or {}
+        restricted = bool(spec.get("restricted", False))
+        restricted_to = _roles(spec.get("restricted_to"), f"{where} field {name} restricted_to")
+        if restricted_to and not restricted:
+            raise ConfigError(f"{where}: restricted_to chỉ dùng cho trường hạn chế ({name})",
+                              f"{where}: restricted_to is only for restricted fields ({name})")
         fields.append(Field(
             name=_ident(name, f"{where} field"),
             label=_text(spec.get("label"), f"{where} field {name}"),
             type=str(spec.get("type", "string")),
-            restricted=bool(spec.get("restricted", False)),
+            restricted=restricted,
+            restricted_to=restricted_to,
         ))
     if not fields:
         raise ConfigError(f"{where}: chưa khai báo trường nào", f"{where}: declares no fields")
@@ -222,6 +242,11 @@ def parse_layer(path: Path) -> Layer:
     if not 0 <= tiles.min_zoom <= tiles.max_zoom <= 24:
         raise ConfigError(f"{where}: tiles.min_zoom/max_zoom không hợp lệ", f"{where}: bad tile zoom range")
     table = _ident(raw.get("table", layer_id), f"{where} table")
+    base_table = _ident(raw.get("base_table", table), f"{where} base_table")
+    writable_by = _roles(raw.get("writable_by"), f"{where} writable_by")
+    if writable_by and base_table != table:
+        raise ConfigError(f"{where}: lớp dựng từ view không ghi được (writable_by)",
+                          f"{where}: a layer served from a view cannot be writable (writable_by)")
     return Layer(
         id=layer_id,
         table=table,
@@ -237,9 +262,11 @@ def parse_layer(path: Path) -> Layer:
         style=style,
         public=bool(raw.get("public", True)),
         order=int(raw.get("order", 999)),
-        base_table=_ident(raw.get("base_table", table), f"{where} base_table"),
+        base_table=base_table,
         tiles=tiles,
         path=path,
+        readable_by=_roles(raw.get("readable_by"), f"{where} readable_by"),
+        writable_by=writable_by,
     )
 
 

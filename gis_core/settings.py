@@ -32,6 +32,9 @@ class Settings:
     data_dir: Path = PROJECT_ROOT / "data"
     pool_min: int = 1
     pool_max: int = 10
+    # Signs the web session cookie. Production sets IOCGIS_SECRET_KEY; without it one is made once
+    # in var_dir/secret_key (mode 600) and kept (gis_core/auth/secret.py).
+    secret_key: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -82,4 +85,5 @@ ENV_VARS: dict[str, tuple[str, Callable[[str], object]]] = {
     "IOCGIS_POOL_MIN": ("pool_min", int),
     "IOCGIS_POOL_MAX": ("pool_max", int),
     "IOCGIS_BASEMAP_URL": ("basemap_url", str),
+    "IOCGIS_SECRET_KEY": ("secret_key", str),
 }

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import requests
 from psycopg import sql
 
 from gis_core.cluster import throwaway_cluster
@@ -150,6 +151,62 @@ def server(demo_url, tmp_root):
     proc.terminate()
     proc.wait(10)
     log.close()
+
+
+# -- access: one user and one API token per role ------------------------------------------------
+
+PASSWORD = "mật khẩu đủ dài 2026"
+_tokens: dict[tuple[str, str], str] = {}
+
+
+def ensure_user(url: str, role: str) -> str:
+    """The user '<role>-test' with PASSWORD in the database at `url` (made once)."""
+    from gis_core.auth.accounts import add_user
+
+    name = f"{role}-test"
+    with psycopg.connect(url) as connection:
+        if connection.execute("SELECT 1 FROM users WHERE name = %s", (name,)).fetchone() is None:
+            add_user(connection, name, role, PASSWORD, full_name=f"Thử {role}")
+    return name
+
+
+def ensure_token(url: str, role: str) -> str:
+    """The API token '<role>-token' in the database at `url` (made once; its secret kept here)."""
+    from gis_core.auth.accounts import create_token
+
+    if (url, role) not in _tokens:
+        with psycopg.connect(url) as connection:
+            _tokens[url, role] = create_token(connection, f"{role}-token", role, days=1)
+    return _tokens[url, role]
+
+
+def form_csrf(html: str) -> str:
+    import re
+
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, html[:2000]
+    return found[1]
+
+
+def log_in_client(client, url: str, role: str) -> str:
+    """Log a Flask test client in as the `role` user of the database at `url`; the session's CSRF token."""
+    name = ensure_user(url, role)
+    csrf = form_csrf(client.get("/login").get_data(as_text=True))
+    r = client.post("/login", data={"csrf_token": csrf, "name": name, "password": PASSWORD})
+    assert r.status_code == 303, r.get_data(as_text=True)
+    return form_csrf(client.get("/login").get_data(as_text=True))
+
+
+def log_in(base: str, url: str, role: str) -> requests.Session:
+    """A requests session logged in to the server at `base` as the `role` user; `.csrf` is its token."""
+    name = ensure_user(url, role)
+    http = requests.Session()
+    csrf = form_csrf(http.get(f"{base}/login", timeout=30).text)
+    r = http.post(f"{base}/login", data={"csrf_token": csrf, "name": name, "password": PASSWORD},
+                  allow_redirects=False, timeout=30)
+    assert r.status_code == 303, r.text
+    http.csrf = form_csrf(http.get(f"{base}/login", timeout=30).text)
+    return http
 
 
 @pytest.fixture(scope="module")

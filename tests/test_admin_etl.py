@@ -1,7 +1,8 @@
 """/admin/etl against a real load into a fresh database: the runs with their counts, a run's rejects
 (row, field, reason in Vietnamese and English) and repairs, filters and paging, the re-run button
-making a new run (and refused without its anti-forgery token), a bad run id answered with a
-bilingual 404, and the page in headless Chromium fetching nothing beyond 127.0.0.1."""
+making a new run (and refused without the session's anti-forgery token), a bad run id answered
+with a bilingual 404, stewards only, and the page in headless Chromium (logging in through the
+login form) fetching nothing beyond 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
-from conftest import CHROMIUM_ARGS
+from conftest import CHROMIUM_ARGS, PASSWORD, ensure_user, log_in_client
 from test_etl_files import OUTSIDE, SCHOOLS, copy_boundaries, frame, school
 from werkzeug.serving import make_server
 
@@ -21,7 +22,7 @@ from etl.sources import load_sources
 from gis_core.registry import Registry
 from gis_core.settings import Settings
 from webmap import create_app
-from webmap.admin_etl import CSRF_COOKIE, CSRF_FIELD
+from webmap.auth import CSRF_FIELD
 
 REGISTRY = Registry.load(Settings().layers_dir)
 
@@ -53,10 +54,19 @@ def app(loaded, tmp_path):
     app.extensions["iocgis"]["db"].close()
 
 
-def token(client) -> str:
-    cookie = client.get_cookie(CSRF_COOKIE, path="/admin")
-    assert cookie is not None and cookie.http_only and cookie.same_site == "Strict"
-    return cookie.value
+def steward(app, loaded):
+    """A test client logged in as a data steward, and its session's CSRF token."""
+    client = app.test_client()
+    return client, log_in_client(client, loaded[0], "steward")
+
+
+def test_only_stewards_and_admins(app, loaded):
+    anonymous = app.test_client().get("/admin/etl", headers={"Accept": "text/html"})
+    assert anonymous.status_code == 303 and anonymous.headers["Location"].startswith("/login?next=/admin/etl")
+    for role, status in (("viewer", 403), ("planner", 403), ("operator", 403), ("steward", 200), ("admin", 200)):
+        client = app.test_client()
+        log_in_client(client, loaded[0], role)
+        assert client.get("/admin/etl").status_code == status, role
 
 
 def run_count(url: str) -> int:
@@ -66,7 +76,7 @@ def run_count(url: str) -> int:
 
 def test_runs_page_lists_the_real_run_with_its_counts(app, loaded):
     _, _, run_id = loaded
-    client = app.test_client()
+    client, _ = steward(app, loaded)
     r = client.get("/admin/etl")
     assert r.status_code == 200 and r.mimetype == "text/html"
     html = r.get_data(as_text=True)
@@ -92,7 +102,7 @@ def test_runs_page_lists_the_real_run_with_its_counts(app, loaded):
 
 def test_run_page_shows_rejects_and_reasons_in_both_languages(app, loaded):
     _, _, run_id = loaded
-    html = app.test_client().get(f"/admin/etl/runs/{run_id}").get_data(as_text=True)
+    html = steward(app, loaded)[0].get(f"/admin/etl/runs/{run_id}").get_data(as_text=True)
     rejects = re.findall(r'<tr class="reject">(.*?)</tr>', html, re.S)
     assert len(rejects) == 2
     outside = next(r for r in rejects if "ngoài tỉnh" in r)
@@ -108,7 +118,7 @@ def test_run_page_shows_rejects_and_reasons_in_both_languages(app, loaded):
 
 def test_rerun_button_makes_a_new_run_and_needs_its_token(app, loaded):
     url, _, run_id = loaded
-    client = app.test_client()
+    client, csrf = steward(app, loaded)
     assert client.get(f"/admin/etl/runs/{run_id}").status_code == 200
     before = run_count(url)
 
@@ -116,12 +126,12 @@ def test_rerun_button_makes_a_new_run_and_needs_its_token(app, loaded):
     assert refused.status_code == 403 and "CSRF" in refused.get_data(as_text=True)
     forged = client.post("/admin/etl/sources/truong_thu/run", data={CSRF_FIELD: "x" * 43})
     assert forged.status_code == 403
-    cross = client.post("/admin/etl/sources/truong_thu/run", data={CSRF_FIELD: token(client)},
+    cross = client.post("/admin/etl/sources/truong_thu/run", data={CSRF_FIELD: csrf},
                         headers={"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"})
     assert cross.status_code == 403
     assert run_count(url) == before
 
-    r = client.post("/admin/etl/sources/truong_thu/run", data={CSRF_FIELD: token(client)},
+    r = client.post("/admin/etl/sources/truong_thu/run", data={CSRF_FIELD: csrf},
                     headers={"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"})
     assert r.status_code == 303
     new_id = int(urlsplit(r.headers["Location"]).path.rsplit("/", 1)[1])
@@ -131,13 +141,13 @@ def test_rerun_button_makes_a_new_run_and_needs_its_token(app, loaded):
     assert heading == f"Lần chạy #{new_id} Run #{new_id} Không thay đổi / Unchanged"   # same file: nothing changed
     assert "Nothing changed" in page and len(re.findall(r'<tr class="reject">', page)) == 2
 
-    unknown = client.post("/admin/etl/sources/khong_co/run", data={CSRF_FIELD: token(client)})
+    unknown = client.post("/admin/etl/sources/khong_co/run", data={CSRF_FIELD: csrf})
     assert unknown.status_code == 404 and "There is no declared source" in unknown.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("bad", ["999999", "abc", "-1", "9" * 30])
 def test_bad_run_id_is_a_bilingual_404(app, loaded, bad):
-    r = app.test_client().get(f"/admin/etl/runs/{bad}")
+    r = steward(app, loaded)[0].get(f"/admin/etl/runs/{bad}")
     assert r.status_code == 404 and r.mimetype == "text/html"
     html = r.get_data(as_text=True)
     assert "Không có lần chạy ETL" in html and "There is no ETL run" in html
@@ -172,7 +182,12 @@ def test_admin_pages_in_headless_chromium(live, loaded, artifacts):
             page.on("requestfailed", lambda r: problems.append(f"failed {r.url}: {r.failure}"))
             page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
             page.goto(f"{live}/admin/etl", wait_until="networkidle")
-            assert page.title().startswith("Quản trị ETL")
+            assert "/login" in page.url                       # not logged in: the login form first
+            page.fill("#name", ensure_user(loaded[0], "steward"))
+            page.fill("#password", PASSWORD)
+            page.click("#login-form button[type=submit]")
+            page.wait_for_load_state("networkidle")
+            assert page.url.endswith("/admin/etl") and page.title().startswith("Quản trị ETL")
             # Bootstrap applied: the table has its styles from our /vendor.
             assert page.evaluate("getComputedStyle(document.querySelector('#runs')).borderCollapse") == "collapse"
             assert page.locator(f'tr.run[data-run="{run_id}"]').is_visible()

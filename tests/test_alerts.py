@@ -10,14 +10,16 @@ import urllib.request
 
 import psycopg
 import pytest
+from conftest import ensure_token
 from psycopg.types.json import Jsonb
 
 from gis_core.incidents import alerts
 
 
-def call(method: str, url: str, body: dict | None = None):
+def call(method: str, url: str, body: dict | None = None, token: str | None = None):
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(url, data=data, method=method, headers={
+        "Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})})
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.loads(response.read())
@@ -26,7 +28,9 @@ def call(method: str, url: str, body: dict | None = None):
 
 
 def test_indicator_rule_fires_on_demo_data_and_clears_when_acknowledged(server, demo_url):
-    status, results = call("POST", f"{server}/api/alerts/evaluate?rule=poverty_above_target")
+    operator = ensure_token(demo_url, "operator")
+    assert call("POST", f"{server}/api/alerts/evaluate?rule=poverty_above_target")[0] == 401
+    status, results = call("POST", f"{server}/api/alerts/evaluate?rule=poverty_above_target", token=operator)
     assert status == 200
     (result,) = results
     assert result["state"] in ("fired", "refreshed") and result["communes"]
@@ -46,17 +50,22 @@ def test_indicator_rule_fires_on_demo_data_and_clears_when_acknowledged(server, 
         assert response.headers["Content-Type"].startswith("application/geo+json")
         features = {f["id"]: f for f in json.load(response)["features"]}
     assert features[alert_id]["geometry"]["type"] in ("Polygon", "MultiPolygon")
-    board = urllib.request.urlopen(f"{server}/incidents", timeout=30).read().decode()
+    board_request = urllib.request.Request(f"{server}/incidents", headers={"Authorization": f"Bearer {operator}"})
+    board = urllib.request.urlopen(board_request, timeout=30).read().decode()
     assert f'data-alert-id="{alert_id}"' in board
 
-    status, ack = call("POST", f"{server}/api/alerts/{alert_id}/acknowledge", {"actor": "lãnh đạo trực"})
+    # Only operators acknowledge, and the one who did is the token, not what the body says.
+    assert call("POST", f"{server}/api/alerts/{alert_id}/acknowledge", {"actor": "x"})[0] == 401
+    assert call("POST", f"{server}/api/alerts/{alert_id}/acknowledge", {},
+                token=ensure_token(demo_url, "viewer"))[0] == 403
+    status, ack = call("POST", f"{server}/api/alerts/{alert_id}/acknowledge", {"actor": "lãnh đạo trực"},
+                       token=operator)
     assert status == 200 and ack["id"] == alert_id
     assert alert_id not in {a["id"] for a in call("GET", f"{server}/api/alerts")[1]}
-    assert call("POST", f"{server}/api/alerts/{alert_id}/acknowledge", {"actor": "x"})[0] == 409
-    assert call("POST", f"{server}/api/alerts/999999999/acknowledge", {"actor": "x"})[0] == 404
-    assert call("POST", f"{server}/api/alerts/{alert_id}/acknowledge", {})[0] == 400
+    assert call("POST", f"{server}/api/alerts/{alert_id}/acknowledge", {}, token=operator)[0] == 409
+    assert call("POST", f"{server}/api/alerts/999999999/acknowledge", {}, token=operator)[0] == 404
     # the same situation, already acknowledged, does not come back
-    (again,) = call("POST", f"{server}/api/alerts/evaluate?rule=poverty_above_target")[1]
+    (again,) = call("POST", f"{server}/api/alerts/evaluate?rule=poverty_above_target", token=operator)[1]
     assert again["state"] == "acknowledged"
     assert alert_id not in {a["id"] for a in call("GET", f"{server}/api/alerts")[1]}
 

@@ -12,6 +12,7 @@ import urllib.request
 
 import psycopg
 import pytest
+from conftest import ensure_token
 from psycopg.rows import dict_row
 from test_etl_files import SCHOOLS, copy_boundaries, frame
 
@@ -108,7 +109,8 @@ def test_key_change_truncate_and_workflow_tables(units):
     triggers = {r[0] for r in conn.execute(
         "SELECT DISTINCT event_object_table FROM information_schema.triggers WHERE trigger_name LIKE 'audit_%'")}
     assert triggers == {"admin_units", "landuse_zones", "building_permits", "schools", "clinics", "cameras",
-                        "incidents", "incident_workflow", "incident_transitions", "incident_photos"}
+                        "incidents", "incident_workflow", "incident_transitions", "incident_photos",
+                        "users", "api_tokens"}
 
 
 def test_where_clause_is_parameterised():
@@ -147,9 +149,10 @@ def test_etl_load_is_audited_as_its_source(db_url, demo_url, tmp_path):
     assert bad.returncode == 2 and "--since" in bad.stderr
 
 
-def post(url: str, body: dict) -> tuple[int, dict]:
+def post(url: str, body: dict, token: str | None = None) -> tuple[int, dict]:
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json",
+                                              **({"Authorization": f"Bearer {token}"} if token else {})})
     with urllib.request.urlopen(request, timeout=30) as response:
         return response.status, json.loads(response.read())
 
@@ -160,8 +163,9 @@ def test_web_writes_are_audited_with_their_actor(server, demo_url):
         "location": {"type": "Point", "coordinates": list(INSIDE)}, "name": "Lò Văn Kiểm", "contact": "0912000111"})
     assert status == 201
     code = receipt["ticket_code"]
+    # The actor is the operator's API token, whatever the body claims.
     status, _ = post(f"{server}/incidents/{code}/transition", {"to": "assigned", "actor": "Trực ban Hà",
-                                                               "agency": "ubnd_xa"})
+                                                               "agency": "ubnd_xa"}, ensure_token(demo_url, "operator"))
     assert status == 200
     with psycopg.connect(demo_url) as conn:
         incident_id = conn.execute("SELECT id FROM incidents WHERE ticket_code = %s", (code,)).fetchone()[0]
@@ -172,11 +176,11 @@ def test_web_writes_are_audited_with_their_actor(server, demo_url):
     created, assigned = rows
     assert created["actor"] == "web:citizen" and created["action"] == "INSERT"
     assert created["after"]["ticket_code"] == code and created["after"]["reporter_contact"] == "0912000111"
-    assert assigned["actor"] == "operator:Trực ban Hà" and assigned["action"] == "UPDATE"
+    assert assigned["actor"] == "token:operator-token" and assigned["action"] == "UPDATE"
     assert assigned["before"]["status"] == "new" and assigned["after"]["status"] == "assigned"
     assert [m["actor"] for m in moves if m["after"]["incident_id"] == incident_id] == \
-        ["web:citizen", "operator:Trực ban Hà"]
-    assert workflow[-1]["actor"] == "operator:Trực ban Hà"
+        ["web:citizen", "token:operator-token"]
+    assert workflow[-1]["actor"] == "token:operator-token"
     assert workflow[-1]["after"]["agency_code"] == "ubnd_xa"
 
     status, _ = post(f"{server}/api/cameras/{camera}/heartbeat", {})

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
+from conftest import ensure_token
 
 from gis_core.incidents.cameras import parse_event
 from gis_core.incidents.errors import ValidationFailed
@@ -22,9 +23,10 @@ from gis_core.incidents.errors import ValidationFailed
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\0" * 64
 
 
-def call(method: str, url: str, body: dict | None = None) -> tuple[int, dict]:
+def call(method: str, url: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(url, data=data, method=method, headers={
+        "Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.load(response)
@@ -100,9 +102,10 @@ def test_ten_identical_events_within_the_window_give_one_incident(server, demo_u
     assert status == 200 and weak["incident"] is None
     # once the first incident is closed, the same kind raises a new one
     code0 = rows[0][0]
+    operator = ensure_token(demo_url, "operator")
     for to, extra in (("assigned", {}), ("in_progress", {}), ("resolved", {"answer": "Đã phân luồng."}),
                       ("closed", {})):
-        assert call("POST", f"{server}/incidents/{code0}/transition", {"to": to, "actor": "op", **extra})[0] == 200
+        assert call("POST", f"{server}/incidents/{code0}/transition", {"to": to, **extra}, operator)[0] == 200
     status, again = call("POST", f"{server}/api/camera-events", event)
     assert status == 201 and again["incident"] not in (code0, other["incident"])
 

@@ -19,7 +19,7 @@ from collections import Counter
 
 import psycopg
 import pytest
-from conftest import free_port
+from conftest import ensure_token, free_port
 from psycopg_pool import ConnectionPool, PoolTimeout
 from test_etl_files import copy_boundaries
 
@@ -37,11 +37,14 @@ RECOVER_S = 10.0
 REPORT = {"category": "traffic", "location": {"type": "Point", "coordinates": [103.97, 22.48]},
           "description": "Đèn tín hiệu hỏng khi cơ sở dữ liệu khởi động lại"}
 POOL_LIMIT = 10 + 8 + 5 + 8   # app pool, OGC provider pool, SQLAlchemy (2 + 3 overflow), MVT tiles pool
+OPERATOR: dict[str, str] = {}   # the operators' token header, for /api/incidents (set by own_stack)
 
 
 def get(url: str, timeout: float = 30, body: bytes | None = None) -> tuple[int, float, bytes]:
     """(status, seconds, body); a body makes it a JSON POST."""
-    request = urllib.request.Request(url, body, {"Content-Type": "application/json"} if body else {})
+    headers = {**(OPERATOR if "/api/incidents" in url else {}),
+               **({"Content-Type": "application/json"} if body else {})}
+    request = urllib.request.Request(url, body, headers)
     started = time.monotonic()
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -82,6 +85,7 @@ def own_stack(own_cluster, demo_url):
     with psycopg.connect(url) as conn:
         migrate(conn, Settings().migrations_dir)
     copy_boundaries(demo_url, url)
+    OPERATOR["Authorization"] = f"Bearer {ensure_token(url, 'operator')}"
     port = free_port()
     log = open(tmp_path / "server.log", "wb")
     env = {**os.environ, "DATABASE_URL": url, "IOCGIS_PORT": str(port), "IOCGIS_VAR_DIR": str(tmp_path / "var"),

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+from conftest import PASSWORD, ensure_token, ensure_user
 
 from gis_core.zoning import check_permits
 from gis_core.zoning.overlays import load_overlays
@@ -35,8 +36,10 @@ def checked(demo_url) -> str:
 
 
 def test_search_api_ignores_diacritics(server, checked):
+    viewer = {"Authorization": f"Bearer {ensure_token(checked, 'viewer')}"}   # staff viewers may read
     for q in ("sa pa", "Sa Pa", "SA  PA"):
-        with urllib.request.urlopen(f"{server}/permits/api/search?q={urllib.request.quote(q)}") as r:
+        request = urllib.request.Request(f"{server}/permits/api/search?q={urllib.request.quote(q)}", headers=viewer)
+        with urllib.request.urlopen(request) as r:
             rows = json.load(r)
         assert rows and all(r["commune"] == "Sa Pa" or "sa pa" in r["address"].lower() for r in rows), q
         assert all(r["verdict"] in ("compliant", "needs_review", "non_compliant") for r in rows)
@@ -57,6 +60,11 @@ def test_permits_page_in_a_browser(browser, server, checked, artifacts, tmp_path
     page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
     try:
         page.goto(server + "/permits", wait_until="networkidle", timeout=60_000)
+        assert "/login" in page.url                                          # planners log in first
+        page.fill("#name", ensure_user(checked, "planner"))
+        page.fill("#password", PASSWORD)
+        page.click("#login-form button[type=submit]")
+        page.wait_for_load_state("networkidle", timeout=60_000)
         assert page.title().startswith("Kiểm tra giấy phép xây dựng")
         assert page.locator(".leaflet-draw-draw-polygon").is_visible()       # drawing a proposal
 

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
-from conftest import CHROMIUM_ARGS
+from conftest import CHROMIUM_ARGS, ensure_token
 
 from gis_core.settings import Settings
 from webmap import create_app
@@ -32,10 +32,23 @@ PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08
        b"\xaeB`\x82")
 
 
+OPERATOR: dict[str, str] = {}   # the operators' API token header, for the board's pages and JSON
+
+
+@pytest.fixture(scope="module", autouse=True)
+def operator_token(demo_url):
+    OPERATOR["Authorization"] = f"Bearer {ensure_token(demo_url, 'operator')}"
+    yield
+    OPERATOR.clear()
+
+
 def call(method: str, url: str, body: dict | bytes | None = None,
          headers: dict | None = None) -> tuple[int, dict, bytes]:
+    """A request; to the operators' board (/incidents..., /api/incidents...) with the operator's token."""
     data = json.dumps(body).encode() if isinstance(body, dict) else body
     head = {"Content-Type": "application/json"} if isinstance(body, dict) else {}
+    if urlsplit(url).path.startswith(("/incidents", "/api/incidents")):
+        head.update(OPERATOR)
     request = urllib.request.Request(url, data=data, method=method, headers={**head, **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
@@ -157,7 +170,7 @@ def test_operators_move_a_report_through_every_state_and_illegal_steps_get_409(s
     assert [h["status"] for h in history] == ["new", "assigned", "in_progress", "resolved", "closed"]
 
     detail = json.loads(call("GET", f"{server}/api/incidents/{code}")[2])
-    assert [h["actor"] for h in detail["history"]] == ["citizen"] + ["trực ban"] * 4
+    assert [h["actor"] for h in detail["history"]] == ["citizen"] + ["token:operator-token"] * 4
     assert detail["history"][1]["comment"] == "<img src=x onerror=alert(1)>"
     # the operators' page shows it as text too
     detail_page = call("GET", f"{server}/incidents/{code}")[2].decode()
@@ -313,7 +326,7 @@ def test_track_and_board_pages_in_a_browser(server, artifacts):
             assert "0987654321" not in page.content() and "Lò Thị Thơm" not in page.content()
             page.screenshot(path=str(artifacts / "track-phone.png"), full_page=True)
 
-            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page = browser.new_page(viewport={"width": 1600, "height": 1000}, extra_http_headers=OPERATOR)
             page.on("request", lambda r: requests.append(r.url))
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(f"{server}/incidents?status=resolved", wait_until="networkidle")

@@ -8,14 +8,16 @@ import urllib.request
 
 import psycopg
 import pytest
+from conftest import ensure_token
 
 from gis_core.settings import Settings
 from webmap import create_app
 from webmap.security import page_csp
 
 
-def get(url: str, accept: str = "*/*") -> tuple[int, dict, bytes]:
-    request = urllib.request.Request(url, headers={"Accept": accept})
+def get(url: str, accept: str = "*/*", token: str | None = None) -> tuple[int, dict, bytes]:
+    request = urllib.request.Request(url, headers={"Accept": accept,
+                                                   **({"Authorization": f"Bearer {token}"} if token else {})})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
@@ -36,16 +38,20 @@ ROUTES = [
     ("/ogc/collections/schools/items?limit=2", "application/geo+json"),
     ("/vendor/leaflet/dist/leaflet.js", "text/javascript"),
     ("/no/such/page", "text/html"),
+    ("/admin/audit", "application/json"),        # refused (401): refusals carry the headers too
 ]
+GUARDED = {"/permits", "/incidents"}             # read with an administrator's API token
 
 
 @pytest.mark.parametrize(("path", "mimetype"), ROUTES)
-def test_every_response_carries_the_headers(server, path, mimetype):
-    status, headers, _ = get(server + path)
-    assert status == (404 if path.startswith("/no/") else 200), path
+def test_every_response_carries_the_headers(server, demo_url, path, mimetype):
+    status, headers, _ = get(server + path, token=ensure_token(demo_url, "admin") if path in GUARDED else None)
+    assert status == (404 if path.startswith("/no/") else 401 if path.startswith("/admin") else 200), path
     assert headers["x-content-type-options"] == "nosniff"
     assert headers["referrer-policy"] == "same-origin"
     assert headers["x-frame-options"] == "SAMEORIGIN"
+    if path in GUARDED or path.startswith("/admin"):
+        assert headers["cache-control"] == "no-store"           # staff pages: never in a shared cache
     assert "camera=()" in headers["permissions-policy"]
     csp = headers["content-security-policy"]
     if headers["content-type"].startswith("text/html"):

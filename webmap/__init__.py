@@ -9,6 +9,7 @@ from gis_core.errors import IocgisError
 from gis_core.registry import Registry
 from gis_core.settings import Settings
 
+from . import auth
 from .security import install as install_security
 
 
@@ -23,8 +24,22 @@ def create_app(settings: Settings | None = None) -> Flask:
     database.open()
     app.extensions["iocgis"] = {"settings": settings, "registry": registry, "db": database}
     install_security(app)  # security headers on every response, no traceback to users (webmap/security.py)
+    auth.configure(app, settings)  # sessions, /login, /logout, CSRF (webmap/auth.py; rules in gis_core/auth)
 
-    from . import admin_etl, api, assets, devices, incidents_board, mapapi, ogc, pages, permits, reports, wall
+    from . import (
+        admin_audit,
+        admin_etl,
+        api,
+        assets,
+        devices,
+        incidents_board,
+        mapapi,
+        ogc,
+        pages,
+        permits,
+        reports,
+        wall,
+    )
 
     app.register_blueprint(assets.blueprint(settings))
     app.register_blueprint(api.blueprint)
@@ -36,7 +51,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(reports.blueprint)        # citizens: reports and public tracking
     app.register_blueprint(devices.blueprint)        # cameras: heartbeats and AI events
     app.register_blueprint(incidents_board.blueprint)  # operators: /incidents
-    app.register_blueprint(admin_etl.blueprint)        # data stewards: /admin/etl (roles will guard it)
+    app.register_blueprint(admin_etl.blueprint)        # data stewards: /admin/etl
+    app.register_blueprint(admin_audit.blueprint)      # administrators: /admin/audit
 
     @app.errorhandler(IocgisError)
     def _iocgis_error(exc: IocgisError):

@@ -2,13 +2,8 @@
 paged by id, filtered by layer, source and status), one run's rejects and repairs with the row,
 the field and the reason in Vietnamese and English, and a button that re-runs a declared source.
 
-Access: everything for stewards is in this one blueprint so that the roles of the access-control
-issue can guard it with one `before_request`. Until then it is open to whoever reaches the server.
-
-Forms: the re-run button is a POST carrying a per-browser token that must equal the one in a
-`SameSite=Strict`, HttpOnly cookie set by the page (double-submit), and a cross-site `Origin` /
-`Sec-Fetch-Site` is refused. Once sessions and roles exist, the token moves into the signed
-session (synchronizer token) and the guard checks the role as well.
+Access: stewards and administrators (webmap/auth.py `guard`, rules in gis_core/auth/rules.py); the
+re-run button is a POST carrying the session's CSRF token.
 
 The data come from `etl.runs` (the run record) and the runs from `etl.schedule` via `etl.runs.rerun`:
 no SQL here.
@@ -17,32 +12,22 @@ no SQL here.
 from __future__ import annotations
 
 import datetime as dt
-import hmac
-import re
-import secrets
-from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, current_app, g, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 
 from etl import runs as etl_runs
 from etl.errors import EtlError
 from gis_core.db import database_url
 from gis_core.errors import InvalidParameter, IocgisError, NotFound
 
+from .auth import CSRF_FIELD, csrf_token, guard
 from .map import ASSETS
 
 blueprint = Blueprint("admin_etl", __name__, url_prefix="/admin/etl")
+guard(blueprint, "admin_etl")
 
 PAGE_ASSETS = {"css": [ASSETS["bootstrap_css"]]}
-CSRF_COOKIE = "iocgis_admin_csrf"
-CSRF_FIELD = "csrf_token"
 VN_TZ = dt.timezone(dt.timedelta(hours=7))
-TOKEN = re.compile(r"^[A-Za-z0-9_\-]{32,64}$")
-
-
-class Forbidden(IocgisError):
-    status = 403
-    code = "Forbidden"
 
 
 def _state() -> dict:
@@ -55,45 +40,6 @@ def _database():
 
 def _sources_dir():
     return etl_runs.sources_dir(current_app.config.get("IOCGIS_ETL_SOURCES"))
-
-
-# -- CSRF: double-submit token -------------------------------------------------------------------
-
-
-def csrf_token() -> str:
-    """The browser's token: the cookie's when it has a well-formed one, else a new one (set on the response)."""
-    if "admin_csrf" not in g:
-        cookie = request.cookies.get(CSRF_COOKIE, "")
-        g.admin_csrf = cookie if TOKEN.match(cookie) else secrets.token_urlsafe(32)
-        g.admin_csrf_new = g.admin_csrf != cookie
-    return g.admin_csrf
-
-
-@blueprint.after_request
-def _set_csrf_cookie(response: Response) -> Response:
-    if g.get("admin_csrf_new"):
-        response.set_cookie(CSRF_COOKIE, g.admin_csrf, httponly=True, samesite="Strict", path="/admin",
-                            secure=request.is_secure)
-    # The pages show data stewards' material: never cached by a shared proxy, never framed.
-    response.headers.setdefault("Cache-Control", "no-store")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    return response
-
-
-def _check_csrf() -> None:
-    refused = Forbidden("Yêu cầu bị từ chối: thiếu hoặc sai mã chống giả mạo (CSRF). Tải lại trang rồi thử lại.",
-                        "Request refused: the anti-forgery (CSRF) token is missing or wrong. Reload the page, retry.")
-    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
-        raise refused
-    origin = request.headers.get("Origin")
-    if origin and origin != "null":
-        parts = urlsplit(origin)
-        if parts.netloc != request.host or parts.scheme != request.scheme:
-            raise refused
-    cookie = request.cookies.get(CSRF_COOKIE, "")
-    sent = request.form.get(CSRF_FIELD, "")
-    if not (TOKEN.match(cookie) and hmac.compare_digest(cookie, sent)):
-        raise refused
 
 
 @blueprint.context_processor
@@ -165,7 +111,6 @@ def run_page(run_id: str):
 @blueprint.post("/sources/<name>/run")
 def rerun(name: str):
     """Run a declared source now, then show the run it made (or, refused, the failed run recorded)."""
-    _check_csrf()
     state = _state()
     url = database_url(state["settings"])
     refused = False

@@ -1,9 +1,9 @@
 """The operators' side: the /incidents board, one incident's page, state changes, report photos,
 and alerts (acknowledge, evaluate).
 
-Everything for operators is in this one blueprint so that the roles of the access-control issue can
-guard it with one `before_request` (and CSRF tokens on its forms). Until then it is open, and the
-`actor` of a change is what the form or the JSON says.
+Everything for operators is in this one blueprint, guarded as one area (webmap/auth.py `guard`):
+operators and administrators, logged in (forms carry the session's CSRF token) or with an API token.
+Who made a change is the authenticated user or token, never a field of the form or the JSON.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from flask import Blueprint, Response, redirect, render_template, request, url_f
 from gis_core.incidents import alerts, workflow
 from gis_core.incidents.errors import ValidationFailed
 
+from .auth import guard, principal
 from .incidents_common import PAGE_ASSETS, database, install_error_handlers, install_template_filters, json_response
 
 blueprint = Blueprint("incidents_board", __name__)
+guard(blueprint, "incidents")
 install_error_handlers(blueprint)
 install_template_filters(blueprint)
 
@@ -95,7 +97,7 @@ def photo(code: str):
 
 @blueprint.post("/incidents/<code>/transition")
 def move(code: str):
-    """Change the status: JSON {to, actor, comment, answer, reason, agency} or the detail page's form.
+    """Change the status: JSON {to, comment, answer, reason, agency} or the detail page's form.
     409 when the workflow does not allow the step."""
     data = request.get_json(silent=True) if request.is_json else request.form.to_dict()
     if not isinstance(data, dict):
@@ -103,8 +105,9 @@ def move(code: str):
     to = data.get("to")
     if not isinstance(to, str) or not to:
         raise ValidationFailed({"to": ("Chưa chọn trạng thái mới.", "The new status is missing.")})
-    with database().connection(actor=f"operator:{data.get('actor') or ''}") as conn:
-        result = workflow.transition(conn, code, to, data.get("actor") or "", comment=data.get("comment"),
+    who = principal()
+    with database().connection(actor=who.actor) as conn:
+        result = workflow.transition(conn, code, to, who.actor, comment=data.get("comment"),
                                      answer=data.get("answer"), reason=data.get("reason"),
                                      agency=data.get("agency") or None)
     if request.is_json:
@@ -114,10 +117,9 @@ def move(code: str):
 
 @blueprint.post("/api/alerts/<int:alert_id>/acknowledge")
 def acknowledge(alert_id: int):
-    data = request.get_json(silent=True) if request.is_json else request.form.to_dict()
-    actor = data.get("actor") if isinstance(data, dict) else None
-    with database().connection() as conn:
-        result = alerts.acknowledge(conn, alert_id, actor if isinstance(actor, str) else "")
+    who = principal()
+    with database().connection(actor=who.actor) as conn:
+        result = alerts.acknowledge(conn, alert_id, who.actor)
     if request.is_json:
         return json_response(result)
     return redirect(url_for("incidents_board.board_page"), 303)
@@ -126,5 +128,5 @@ def acknowledge(alert_id: int):
 @blueprint.post("/api/alerts/evaluate")
 def evaluate():
     rule = request.args.get("rule") or None
-    with database().connection() as conn:
+    with database().connection(actor=principal().actor) as conn:
         return json_response(alerts.evaluate(conn, rule))

@@ -9,13 +9,14 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask import Blueprint, Response, current_app, jsonify, render_template
 from werkzeug.exceptions import HTTPException
 
 from gis_core.errors import IocgisError
 from gis_core.incidents.errors import PayloadTooLarge
 from gis_core.incidents.settings import IncidentSettings
 
+from .auth import wants_json
 from .map import ASSETS
 
 # The pages use Bootstrap's stylesheet from our own /vendor (see webmap/map.py ASSETS): no CDN.
@@ -54,13 +55,8 @@ def incident_settings() -> IncidentSettings:
     return state["incidents"]
 
 
-def _wants_json() -> bool:
-    return request.path.startswith("/api/") or request.is_json or (
-        request.accept_mimetypes.best_match(["application/json", "text/html"]) == "application/json")
-
-
 def render_error(exc: IocgisError) -> Response:
-    if _wants_json():
+    if wants_json():
         response = json_response(exc.to_dict(), exc.status)
     else:
         html = render_template("incidents/error.html", error=exc, assets=PAGE_ASSETS)

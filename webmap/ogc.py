@@ -1,9 +1,16 @@
 """pygeoapi mounted at /ogc, built from our settings rather than from pygeoapi's import-time
-globals (its own flask_app reads PYGEOAPI_CONFIG when imported)."""
+globals (its own flask_app reads PYGEOAPI_CONFIG when imported).
+
+Access: each request is served by the pygeoapi API of its caller's role (anonymous, or the role of
+its `Authorization: Bearer` token or web session): that API's config holds only the layers and
+fields the role may see, and marks editable the layers it may write (gis_core/ogc_config.py
+for_role). Transactions (POST, PUT, PATCH, DELETE on items) need an API token of a role that may
+write the layer: 401 without one, 403 with the wrong role."""
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
@@ -14,18 +21,24 @@ import pygeoapi.api.coverages as coverages_api
 import pygeoapi.api.itemtypes as itemtypes_api
 import pygeoapi.api.processes as processes_api
 import pygeoapi.api.tiles as tiles_api
-from flask import Blueprint, Response, make_response, request, send_from_directory
+from flask import Blueprint, Response, g, make_response, request, send_from_directory
 from pygeoapi.api import API, APIRequest, apply_gzip
 from pygeoapi.openapi import get_oas
-from pygeoapi.provider.base import ProviderConnectionError
+from pygeoapi.plugin import load_plugin
+from pygeoapi.provider import get_provider_by_type
+from pygeoapi.provider.base import ProviderConnectionError, ProviderGenericError
 from pygeoapi.provider.tile import ProviderTileNotFoundError
 from werkzeug.datastructures import Headers
 
-from gis_core import ogc_config, tiles
+from gis_core import features_write, ogc_config, tiles
+from gis_core.auth import rules
+from gis_core.auth.rules import ANONYMOUS
+from gis_core.errors import Forbidden, Unauthorized
 from gis_core.registry import Registry
 from gis_core.settings import Settings
 
 from . import ogc_html
+from .auth import principal
 
 # The OGC and GeoJSON schemas kept in the repo (see its README), served at /ogc/schemas/; every
 # external $ref of the OpenAPI document is pointed there, so validators and schemathesis need no
@@ -61,12 +74,40 @@ def local_refs(document, schemas_url: str):
 
 def blueprint(settings: Settings) -> Blueprint:
     config = ogc_config.load(settings.pygeoapi_config, settings)
-    api = API(config, local_refs(get_oas(config), config["server"]["url"].rstrip("/") + "/schemas/"))
+    registry = Registry.load(settings.layers_dir)
+    schemas_url = config["server"]["url"].rstrip("/") + "/schemas/"
+    apis = {ANONYMOUS: API(config, local_refs(get_oas(config), schemas_url))}
+    apis_lock, openapi_lock = threading.Lock(), threading.Lock()
+
+    def api_for(role: str) -> API:
+        """The API as `role` sees it, made on first use; its OpenAPI document when first asked for."""
+        with apis_lock:
+            if role not in apis:
+                apis[role] = API(ogc_config.for_role(config, registry, settings, role), {})
+            return apis[role]
+
+    def openapi_document(api: API, api_request: APIRequest):
+        """The OpenAPI document of the caller's role: its layers and fields, and the transactions
+        of the layers it may write (pygeoapi documents POST/PUT/DELETE for editable collections)."""
+        with openapi_lock:
+            if not api.openapi:
+                api.openapi = local_refs(get_oas(api.config), schemas_url)
+        return core_api.openapi_(api, api_request)
+
+    def refused(exc: Unauthorized | Forbidden) -> Response:
+        response = make_response(exc.to_dict(), exc.status)
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="iocgis"'
+        return response
     # pygeoapi's HTML pages link their own CSS and images under /ogc/static.
     bp = Blueprint("ogc", __name__, static_folder=Path(pygeoapi.__file__).parent / "static",
                    static_url_path="/static")
 
     def run(function: Callable, *args, check_format: bool = True, default_format: str | None = None) -> Response:
+        try:
+            api = api_for(principal().role)
+        except Unauthorized as exc:  # a bearer token that is unknown, expired or revoked
+            return refused(exc)
         api_request = APIRequest.from_flask(request, api.locales)
         if default_format and "f" not in request.args:
             # A tile URL is the tile: clients (MapLibre, QGIS) do not add ?f=mvt.
@@ -89,11 +130,53 @@ def blueprint(settings: Settings) -> Blueprint:
             response.set_data(ogc_html.localise(response.get_data(as_text=True), origin))
         return response
 
+    @bp.after_request
+    def _per_caller(response: Response) -> Response:
+        # What a response holds depends on who asked: no shared cache may hand it to someone else.
+        response.vary.update(("Authorization", "Cookie"))
+        who = g.get("principal")
+        if who is not None and not who.anonymous:
+            response.headers["Cache-Control"] = "private, no-store"
+        return response
+
+    def write(collection_id: str, action: str, item_id: str | None = None) -> Response:
+        """A transaction, once its caller is known to be an API token of a role that may write the layer."""
+        try:
+            who = principal()
+            if who.kind != "token":
+                raise Unauthorized("Ghi dữ liệu qua OGC API cần token API (Authorization: Bearer).",
+                                   "Writing through the OGC API needs an API token (Authorization: Bearer).")
+            layer = next((lay for lay in registry if lay.id == collection_id), None)
+            readable = layer is not None and rules.may_read_layer(who.role, layer)
+            if readable and not rules.may_write_layer(who.role, layer):
+                label = rules.ROLE_LABELS[who.role]
+                raise Forbidden(f"Vai trò {label[0]} không được ghi lớp {layer.title.vi}.",
+                                f"The {label[1]} role may not write {layer.title.en}.")
+        except (Unauthorized, Forbidden) as exc:
+            return refused(exc)
+        actor = features_write.ACTOR.set(who.actor)
+        try:
+            if action == "patch":
+                return run(_patch, collection_id, item_id, check_format=False)
+            return run(itemtypes_api.manage_collection_item, action, collection_id, item_id, check_format=False)
+        finally:
+            features_write.ACTOR.reset(actor)
+
+    # OGC API - Features Part 4: create (POST), replace (PUT), update (PATCH), delete (DELETE).
+    bp.add_url_rule("/collections/<collection_id>/items", "create_item", methods=["POST"],
+                    view_func=lambda collection_id: write(collection_id, "create"))
+    bp.add_url_rule("/collections/<collection_id>/items/<item_id>", "replace_item", methods=["PUT"],
+                    view_func=lambda collection_id, item_id: write(collection_id, "update", item_id))
+    bp.add_url_rule("/collections/<collection_id>/items/<item_id>", "update_item", methods=["PATCH"],
+                    view_func=lambda collection_id, item_id: write(collection_id, "patch", item_id))
+    bp.add_url_rule("/collections/<collection_id>/items/<item_id>", "delete_item", methods=["DELETE"],
+                    view_func=lambda collection_id, item_id: write(collection_id, "delete", item_id))
+
     bp.add_url_rule("/", "landing", lambda: run(core_api.landing_page))
     bp.add_url_rule("/schemas/<path:path>", "schemas", lambda path: send_from_directory(
         SCHEMAS_DIR, path, mimetype="application/yaml" if path.endswith(".yaml") else "application/json",
         max_age=3600))
-    bp.add_url_rule("/openapi", "openapi", lambda: run(core_api.openapi_))
+    bp.add_url_rule("/openapi", "openapi", lambda: run(openapi_document))
     bp.add_url_rule("/conformance", "conformance", lambda: run(core_api.conformance))
     bp.add_url_rule("/TileMatrixSets", "tilematrixsets", lambda: run(tiles_api.tilematrixsets))
     bp.add_url_rule("/TileMatrixSets/<tms>", "tilematrixset",
@@ -144,7 +227,7 @@ def blueprint(settings: Settings) -> Blueprint:
                        default_format="mvt")
         return _cacheable(response)
 
-    base_layers = [layer for layer in Registry.load(settings.layers_dir).published() if layer.tiles.basemap]
+    base_layers = [layer for layer in registry.published() if layer.tiles.basemap]
     data_url = ogc_config.placeholders(settings)["IOCGIS_OGC_DATABASE_URL"]
 
     @bp.route("/tiles/WebMercatorQuad/<int:z>/<int:y>/<int:x>")
@@ -204,6 +287,25 @@ def execute_request_problem(data: bytes | None) -> str | None:
     if "subscriber" in body:
         return "subscriber is not supported: processes run synchronously"
     return None
+
+
+def _patch(api: API, api_request: APIRequest, collection_id: str, item_id: str):
+    """PATCH, Part 4's partial update: pygeoapi 0.24 maps only PUT (a replacement) to its provider's
+    `update`; this is the same path with `partial=True`."""
+    headers = api_request.get_response_headers(**api.api_headers)
+    resource = api.config["resources"].get(collection_id)
+    if not resource or resource.get("type") != "collection":
+        return api.get_exception(HTTPStatus.NOT_FOUND, headers, api_request.format, "NotFound", "Collection not found")
+    try:
+        provider = load_plugin("provider", get_provider_by_type(resource["providers"], "feature"))
+        if not provider.editable:
+            return api.get_exception(HTTPStatus.BAD_REQUEST, headers, api_request.format, "InvalidParameterValue",
+                                     "Collection is not editable")
+        provider.update(item_id, api_request.data, partial=True)
+    except ProviderGenericError as err:
+        return api.get_exception(err.http_status_code, headers, api_request.format, err.ogc_exception_code,
+                                 err.message)
+    return headers, HTTPStatus.NO_CONTENT, ""
 
 
 def _execute(api: API, api_request: APIRequest, process_id: str):

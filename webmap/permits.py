@@ -20,9 +20,11 @@ from gis_core.ogc_config import PROVINCE_BBOX
 from gis_core.registry import Text
 from gis_core.zoning.lookup import context, permit_detail, search_permits
 
+from .auth import guard
 from .map import Page, bilingual, external_urls, localize_assets
 
 blueprint = Blueprint("permits", __name__)
+guard(blueprint, "permits")  # planners (and staff viewers, read only): gis_core/auth/rules.py
 
 TITLE = Text("Kiểm tra giấy phép xây dựng theo quy hoạch", "Building permits against the land-use plan")
 # Our own files and leaflet-draw (npm, pinned in package.json), all served by this app.
