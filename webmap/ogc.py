@@ -21,7 +21,7 @@ from pygeoapi.provider.base import ProviderConnectionError
 from pygeoapi.provider.tile import ProviderTileNotFoundError
 from werkzeug.datastructures import Headers
 
-from gis_core import ogc_config, tiles
+from gis_core import ogc_config, paging, tiles
 from gis_core.registry import Registry
 from gis_core.settings import Settings
 
@@ -106,9 +106,14 @@ def blueprint(settings: Settings) -> Blueprint:
                     lambda collection_id: run(core_api.get_collection_schema, collection_id))
     bp.add_url_rule("/collections/<collection_id>/queryables", "queryables",
                     lambda collection_id: run(itemtypes_api.get_collection_queryables, collection_id))
-    bp.add_url_rule("/collections/<collection_id>/items", "items",
-                    lambda collection_id: _geojson(run(itemtypes_api.get_collection_items, collection_id,
-                                                       check_format=False)))
+    @bp.route("/collections/<collection_id>/items")
+    def items(collection_id: str) -> Response:
+        # Our provider reads `cursor` and `asOf` and writes its next/prev links from the request as
+        # sent, which pygeoapi does not hand it (gis_core/paging.py).
+        with paging.items_request(f"{api.get_collections_url()}/{collection_id}/items",
+                                  request.args.items(multi=True)):
+            return _geojson(run(itemtypes_api.get_collection_items, collection_id, check_format=False))
+
     bp.add_url_rule("/collections/<collection_id>/items/<item_id>", "item",
                     lambda collection_id, item_id: _geojson(run(itemtypes_api.get_collection_item,
                                                                 collection_id, item_id)))
