@@ -310,9 +310,14 @@ def as_of_clause(at: datetime) -> Clause:
     return sql.SQL(AS_OF), {"as_of": at}
 
 
-def page_sql(catalog: Catalog, q: PageQuery, limit: int, offset: int) -> Clause:
+def check_offset(offset: int) -> int:
     if not 0 <= offset < 2**62:
         raise InvalidParameter("offset không hợp lệ.", "offset is out of range.")
+    return offset
+
+
+def page_sql(catalog: Catalog, q: PageQuery, limit: int, offset: int) -> Clause:
+    check_offset(offset)
     keys = [k.column.name for k in q.keys]
     wanted = [catalog.id_column.name, catalog.geometry, *(c.name for c in q.columns), *keys]
     statement = sql.SQL(PAGE).format(

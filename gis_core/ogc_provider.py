@@ -206,6 +206,7 @@ class FastPostGISProvider(BaseProvider):
               crs_transform_spec=None, **kwargs):
         request = paging.ITEMS_REQUEST.get()
         try:
+            limit, offset = int(limit), fsql.check_offset(int(offset))
             cursor_text = request.arg("cursor") if request else None
             as_of_text = request.arg("asOf") if request else None
             target_srid, flip = self._output(crs_transform_spec)
@@ -215,7 +216,7 @@ class FastPostGISProvider(BaseProvider):
             cursor = paging.Cursor.decode(cursor_text) if cursor_text is not None else None
             if cursor:
                 cursor.check_sort(sort)
-                if request.arg("offset") not in (None, "0"):
+                if offset:
                     raise InvalidParameter("Không dùng offset cùng với cursor.", "offset cannot be used with cursor.")
             where = self._where(bbox, datetime_, properties, filterq)
             unfiltered = not (bbox or datetime_ or properties or filterq or as_of_text is not None)
@@ -239,7 +240,6 @@ class FastPostGISProvider(BaseProvider):
                 if resulttype == "hits":
                     response["numberMatched"] = matched if matched is not None else self._exact(conn, where, page.as_of)
                     return response
-                limit, offset = int(limit), int(offset)
                 if cursor:
                     found = self._after(conn, page, cursor, limit)
                 elif offset and unfiltered and not sortby and self.version_table:
