@@ -39,6 +39,7 @@ _lock = threading.Lock()
 _pools: dict[str, ConnectionPool] = {}
 _catalogs: dict[tuple, fsql.Catalog] = {}
 _positions: dict[tuple[str, str], Positions] = {}
+_building: dict[tuple[str, str], threading.Lock] = {}
 
 
 @dataclass(frozen=True)
@@ -298,9 +299,9 @@ class FastPostGISProvider(BaseProvider):
         table's position index instead of counting `offset` rows. The page reads the data version
         in its own snapshot: if the index is older, it is rebuilt and the page read again, and if
         the data is changing faster than that, a plain OFFSET answers."""
-        key = (self.url, self.table)
+        stale = None
         for _ in range(2):
-            positions = _positions.get(key) or self._build_positions(conn)
+            positions = self._fresh_positions(conn, stale)
             if not positions.ids or positions.version is None:  # an empty table, or one without a version
                 break
             n = min(offset // POSITION_STRIDE, len(positions.ids) - 1)
@@ -308,18 +309,29 @@ class FastPostGISProvider(BaseProvider):
             statement, params = fsql.page_sql(self.catalog, replace(
                 page, where=fsql.and_all(page.where, start), version_table=self.version_table), limit, 0)
             features, first, last, _, version = conn.execute(statement, params).fetchone()
-            if version is not None and version == positions.version:
+            if version == positions.version:
                 return Page(features, first, last)
-            _positions.pop(key, None)
+            stale = positions
         return self._page(conn, page, limit, offset)
 
-    def _build_positions(self, conn) -> Positions:
-        statement, params = fsql.positions_sql(self.catalog, self.version_table, POSITION_STRIDE)
-        version, ids = conn.execute(statement, params).fetchone()
-        positions = Positions(version, tuple(ids))
-        if version is not None:
-            _positions[(self.url, self.table)] = positions
-        return positions
+    def _fresh_positions(self, conn, stale: Positions | None) -> Positions:
+        """The cached position index, or (when there is none, or it is the `stale` one a page just
+        found out of date) a new one. One thread builds it while the others wait for it."""
+        key = (self.url, self.table)
+        cached = _positions.get(key)
+        if cached is not None and cached is not stale:
+            return cached
+        with _lock:
+            building = _building.setdefault(key, threading.Lock())
+        with building:
+            cached = _positions.get(key)
+            if cached is not None and cached is not stale:
+                return cached
+            statement, params = fsql.positions_sql(self.catalog, self.version_table, POSITION_STRIDE)
+            version, ids = conn.execute(statement, params).fetchone()
+            positions = Positions(version, tuple(ids))
+            _positions[key] = positions
+            return positions
 
     def _links(self, request: paging.ItemsRequest, sort: str, limit: int, offset: int,
                cursor: paging.Cursor | None, page: Page) -> list[dict]:

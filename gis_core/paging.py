@@ -69,6 +69,25 @@ def items_request(url: str, args: Sequence[tuple[str, str]]) -> Iterator[ItemsRe
         ITEMS_REQUEST.reset(token)
 
 
+# How the two vendor parameters appear in the OpenAPI document (webmap/ogc.py adds them to every
+# items operation), so that clients and schemathesis know them.
+OPENAPI_PARAMETERS = {
+    "cursor": {
+        "name": "cursor", "in": "query", "required": False, "schema": {"type": "string"},
+        "description": "Vị trí trang (keyset), lấy từ liên kết next/prev; không dùng cùng offset. / "
+                       "A page position (keyset) taken from a next/prev link; not used with offset.",
+    },
+    "asOf": {
+        "name": "asOf", "in": "query", "required": False, "schema": {"type": "string"},
+        "example": "2026-01-01",
+        "description": "Lớp như tại một ngày (cuối ngày, giờ Việt Nam) hoặc thời điểm ISO 8601, từ lịch sử "
+                       "của lớp; khác với datetime (lọc theo trường thời gian). / The layer as it was at a date "
+                       "(its end, Việt Nam time) or ISO 8601 instant, from the layer's history; unlike "
+                       "datetime, which filters on the features' time field.",
+    },
+}
+
+
 def _bad_cursor() -> InvalidParameter:
     return InvalidParameter(
         "cursor không hợp lệ (bị sửa hoặc bị cắt); hãy đi theo liên kết next/prev của trang trước.",

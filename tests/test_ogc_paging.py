@@ -301,3 +301,12 @@ def test_gdal_follows_the_cursor_links(server, demo_url, tmp_path):
     info = subprocess.run(["ogrinfo", "-ro", "-so", "-al", str(target)], capture_output=True, text=True,
                           timeout=60, check=True).stdout
     assert f"Feature Count: {expected}" in info
+
+
+def test_openapi_declares_cursor_and_as_of(server):
+    with urllib.request.urlopen(f"{server}/ogc/openapi?f=json", timeout=60) as response:
+        document = json.load(response)
+    for name in ("cursor", "asOf"):
+        assert document["components"]["parameters"][name]["in"] == "query"
+    items = document["paths"]["/collections/incidents/items"]["get"]["parameters"]
+    assert {"$ref": "#/components/parameters/asOf"} in items and {"$ref": "#/components/parameters/cursor"} in items

@@ -59,9 +59,21 @@ def local_refs(document, schemas_url: str):
     return document
 
 
+def with_vendor_parameters(document: dict) -> dict:
+    """The OpenAPI document with our items parameters (`cursor`, `asOf`: gis_core/paging.py) declared
+    once and referenced by every items operation."""
+    document.setdefault("components", {}).setdefault("parameters", {}).update(paging.OPENAPI_PARAMETERS)
+    for path, operations in document.get("paths", {}).items():
+        if path.startswith("/collections/") and path.endswith("/items") and "get" in operations:
+            operations["get"].setdefault("parameters", []).extend(
+                {"$ref": f"#/components/parameters/{name}"} for name in paging.OPENAPI_PARAMETERS)
+    return document
+
+
 def blueprint(settings: Settings) -> Blueprint:
     config = ogc_config.load(settings.pygeoapi_config, settings)
-    api = API(config, local_refs(get_oas(config), config["server"]["url"].rstrip("/") + "/schemas/"))
+    api = API(config, with_vendor_parameters(
+        local_refs(get_oas(config), config["server"]["url"].rstrip("/") + "/schemas/")))
     # pygeoapi's HTML pages link their own CSS and images under /ogc/static.
     bp = Blueprint("ogc", __name__, static_folder=Path(pygeoapi.__file__).parent / "static",
                    static_url_path="/static")
