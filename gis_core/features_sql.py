@@ -265,9 +265,9 @@ FROM (
 
 ONE = """
 SELECT json_build_object('type', 'Feature', 'id', t.{id}, 'geometry', {geometry}, 'properties', {properties}),
-       (SELECT max({id}) FROM {table} WHERE {id} < %(id)s),
-       (SELECT min({id}) FROM {table} WHERE {id} > %(id)s)
-FROM {table} t WHERE t.{id} = %(id)s"""
+       (SELECT max({id}) FROM {source} WHERE {id} < %(id)s AND {when}),
+       (SELECT min({id}) FROM {source} WHERE {id} > %(id)s AND {when})
+FROM {source} t WHERE t.{id} = %(id)s AND {when}"""
 
 COUNT = "SELECT count(*) FROM {source} WHERE {where}"
 
@@ -354,10 +354,13 @@ def count_sql(catalog: Catalog, where: Clause, as_of: bool = False) -> Clause:
     return sql.SQL(COUNT).format(source=source(catalog, as_of), where=where[0]), where[1]
 
 
-def one_sql(catalog: Catalog, geometry: sql.Composable, properties: sql.Composable, identifier) -> Clause:
+def one_sql(catalog: Catalog, geometry: sql.Composable, properties: sql.Composable, identifier,
+            as_of: datetime | None = None) -> Clause:
+    """One feature with the ids before and after it; `as_of`: as it was then, from its history."""
+    when, params = as_of_clause(as_of) if as_of else (sql.SQL("TRUE"), {})
     return sql.SQL(ONE).format(
         id=sql.Identifier(catalog.id_column.name), geometry=geometry, properties=properties,
-        table=sql.Identifier(catalog.table)), {"id": identifier}
+        source=source(catalog, as_of is not None), when=when), {**params, "id": identifier}
 
 
 def and_all(*clauses: Clause) -> Clause:

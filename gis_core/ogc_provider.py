@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, replace
+from datetime import datetime
 from http import HTTPStatus
 
 import psycopg
@@ -72,9 +73,11 @@ FROM pg_attribute a
 WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum"""
 
+# The estimated rows, and the columns of the table's history (migration 0008), if it has one.
 ESTIMATE_SQL = """
 SELECT (SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = to_regclass(%(table)s)),
-       to_regclass(%(history)s) IS NOT NULL"""
+       (SELECT array_agg(attname::text) FROM pg_attribute
+        WHERE attrelid = to_regclass(%(history)s) AND attnum > 0 AND NOT attisdropped)"""
 
 
 def _pool(url: str) -> ConnectionPool:
@@ -130,7 +133,8 @@ def catalog_for(url: str, table: str, id_field: str, geom: str, properties: list
         columns=tuple(fsql.Column(p, types[p][0], types[p][3]) for p in public),
         time_field=time_field,
         estimated_rows=int(estimate or 0),
-        history=bool(history),
+        # asOf is offered only when the history holds every published column.
+        history=history is not None and {id_field, geom, *public} <= set(history),
     )
     with _lock:
         _catalogs[key] = catalog
@@ -222,7 +226,7 @@ class FastPostGISProvider(BaseProvider):
             where = self._where(bbox, datetime_, properties, filterq)
             unfiltered = not (bbox or datetime_ or properties or filterq or as_of_text is not None)
             if as_of_text is not None:
-                where = fsql.and_all(where, self._as_of(as_of_text))
+                where = fsql.and_all(where, fsql.as_of_clause(self._as_of(as_of_text)))
             page = fsql.PageQuery(
                 where=where, keys=keys,
                 geometry=(sql.SQL("NULL::json") if skip_geometry
@@ -272,11 +276,11 @@ class FastPostGISProvider(BaseProvider):
             response["links"] = self._links(request, sort, limit, offset, cursor, found)
         return response
 
-    def _as_of(self, text: str) -> fsql.Clause:
+    def _as_of(self, text: str) -> datetime:
         if not self.catalog.history:
             raise InvalidParameter("Lớp này không lưu lịch sử nên không có asOf.",
                                    "This collection keeps no history: asOf is not available.")
-        return fsql.as_of_clause(paging.parse_as_of(text))
+        return paging.parse_as_of(text)
 
     def _page(self, conn, page: fsql.PageQuery, limit: int, offset: int) -> Page:
         statement, params = fsql.page_sql(self.catalog, page, limit, offset)
@@ -356,9 +360,15 @@ class FastPostGISProvider(BaseProvider):
     def get(self, identifier, crs_transform_spec=None, **kwargs):
         key = self._typed_id(identifier)
         target_srid, flip = self._output(crs_transform_spec)
+        request = paging.ITEMS_REQUEST.get()
+        as_of_text = request.arg("asOf") if request else None
+        try:
+            as_of = self._as_of(as_of_text) if as_of_text is not None else None
+        except InvalidParameter as exc:
+            raise ProviderInvalidQueryError(user_msg=f"{exc.message_vi} / {exc.message_en}") from None
         statement, params = fsql.one_sql(
             self.catalog, fsql.geometry_expression(self.catalog, target_srid, flip),
-            fsql.properties_expression(self.catalog.columns), key)
+            fsql.properties_expression(self.catalog.columns), key, as_of)
         try:
             with self._connection() as conn:
                 row = conn.execute(statement, params).fetchone()

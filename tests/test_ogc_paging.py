@@ -213,6 +213,8 @@ def test_deep_offsets_follow_data_changes(schools):
 
 
 def test_as_of_reads_the_layer_as_it_was(schools):
+    from pygeoapi.provider.base import ProviderItemNotFoundError
+
     url, definition = schools
     with psycopg.connect(url) as conn:
         # The schools existed from ten days ago; today one is renamed and moved, one is closed.
@@ -237,6 +239,13 @@ def test_as_of_reads_the_layer_as_it_was(schools):
     assert fetch(provider, {"limit": 10, "asOf": five_days_ago}, filterq=renamed)["features"] == []
     assert [f["id"] for f in fetch(provider, {"limit": 10}, filterq=renamed)["features"]] == [5]
     assert fetch(provider, {"limit": 10, "asOf": five_days_ago}, bbox=[104.85, 22.75, 104.95, 22.85])["features"] == []
+    # One feature as it was, and one that is gone today but was there then.
+    with paging.items_request(ITEMS_URL, [("asOf", five_days_ago)]):
+        assert provider.get(5)["properties"]["name"] == "Trường 5"
+        assert provider.get(6)["id"] == 6
+    assert provider.get(5)["properties"]["name"] == "Trường mới"
+    with pytest.raises(ProviderItemNotFoundError):
+        provider.get(6)
     # Before the schools existed there is nothing; a cursor pages through the past state too.
     assert fetch(provider, {"limit": 10, "asOf": "2020-01-01"})["numberMatched"] == 0
     second = fetch(provider, link(then, "next"))
@@ -281,8 +290,11 @@ def test_server_as_of(server, demo_url):
     _, _, now = get(server, "schools/items?f=json&limit=5&level=primary")
     _, _, then = get(server, f"schools/items?f=json&limit=5&level=primary&asOf={tomorrow}")
     assert then["features"] and then["features"] == now["features"]
+    first = then["features"][0]
+    status, _, one = get(server, f"schools/items/{first['id']}?f=json&asOf={tomorrow}")
+    assert status == 200 and one["properties"] == first["properties"]
     for query in ("schools/items?f=json&asOf=2026-02-30", "schools/items?f=json&asOf=tomorrow",
-                  "communes/items?f=json&asOf=2026-01-01"):
+                  "communes/items?f=json&asOf=2026-01-01", f"schools/items/{first['id']}?f=json&asOf=x"):
         status, _, body = get(server, query)
         assert status == 400 and " / " in body["description"], (query, body)
 
@@ -310,3 +322,5 @@ def test_openapi_declares_cursor_and_as_of(server):
         assert document["components"]["parameters"][name]["in"] == "query"
     items = document["paths"]["/collections/incidents/items"]["get"]["parameters"]
     assert {"$ref": "#/components/parameters/asOf"} in items and {"$ref": "#/components/parameters/cursor"} in items
+    one = document["paths"]["/collections/incidents/items/{featureId}"]["get"]["parameters"]
+    assert {"$ref": "#/components/parameters/asOf"} in one

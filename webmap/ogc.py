@@ -60,13 +60,16 @@ def local_refs(document, schemas_url: str):
 
 
 def with_vendor_parameters(document: dict) -> dict:
-    """The OpenAPI document with our items parameters (`cursor`, `asOf`: gis_core/paging.py) declared
-    once and referenced by every items operation."""
+    """The OpenAPI document with our parameters (gis_core/paging.py) declared once and referenced by
+    every items operation (`cursor`, `asOf`) and every single-item one (`asOf`)."""
     document.setdefault("components", {}).setdefault("parameters", {}).update(paging.OPENAPI_PARAMETERS)
     for path, operations in document.get("paths", {}).items():
-        if path.startswith("/collections/") and path.endswith("/items") and "get" in operations:
-            operations["get"].setdefault("parameters", []).extend(
-                {"$ref": f"#/components/parameters/{name}"} for name in paging.OPENAPI_PARAMETERS)
+        if not path.startswith("/collections/") or "get" not in operations:
+            continue
+        names = (paging.OPENAPI_PARAMETERS if path.endswith("/items")
+                 else ["asOf"] if path.endswith("/items/{featureId}") else [])
+        operations["get"].setdefault("parameters", []).extend(
+            {"$ref": f"#/components/parameters/{name}"} for name in names)
     return document
 
 
@@ -118,17 +121,21 @@ def blueprint(settings: Settings) -> Blueprint:
                     lambda collection_id: run(core_api.get_collection_schema, collection_id))
     bp.add_url_rule("/collections/<collection_id>/queryables", "queryables",
                     lambda collection_id: run(itemtypes_api.get_collection_queryables, collection_id))
+    def published(collection_id: str):
+        """Our provider reads `cursor` and `asOf` and writes its next/prev links from the request as
+        sent, which pygeoapi does not hand it (gis_core/paging.py)."""
+        return paging.items_request(f"{api.get_collections_url()}/{collection_id}/items",
+                                    request.args.items(multi=True))
+
     @bp.route("/collections/<collection_id>/items")
     def items(collection_id: str) -> Response:
-        # Our provider reads `cursor` and `asOf` and writes its next/prev links from the request as
-        # sent, which pygeoapi does not hand it (gis_core/paging.py).
-        with paging.items_request(f"{api.get_collections_url()}/{collection_id}/items",
-                                  request.args.items(multi=True)):
+        with published(collection_id):
             return _geojson(run(itemtypes_api.get_collection_items, collection_id, check_format=False))
 
-    bp.add_url_rule("/collections/<collection_id>/items/<item_id>", "item",
-                    lambda collection_id, item_id: _geojson(run(itemtypes_api.get_collection_item,
-                                                                collection_id, item_id)))
+    @bp.route("/collections/<collection_id>/items/<item_id>")
+    def item(collection_id: str, item_id: str) -> Response:
+        with published(collection_id):
+            return _geojson(run(itemtypes_api.get_collection_item, collection_id, item_id))
     bp.add_url_rule("/collections/<collection_id>/tiles", "tilesets",
                     lambda collection_id: run(tiles_api.get_collection_tiles, collection_id))
     bp.add_url_rule("/collections/<collection_id>/tiles/<tms>", "tileset",
