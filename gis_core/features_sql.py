@@ -206,7 +206,14 @@ def keyset_clause(keys: Sequence[SortKey], values: Sequence[str | None], backwar
             alternatives.append(sql.SQL(" AND ").join([*equal, beyond]))
     if not alternatives:
         return sql.SQL("FALSE"), params
-    return sql.SQL("({})").format(sql.SQL(") OR (").join(alternatives)), params
+    either = sql.SQL("(({}))").format(sql.SQL(") OR (").join(alternatives))
+    first = keys[0]
+    if first.column.not_null and values[0] is not None:
+        # Redundant, but a range an index on the first key can start from (the ORs alone are not).
+        bound = sql.SQL("{} {} {}").format(columns[0], sql.SQL(">=" if first.descending == backward else "<="),
+                                          _value(first, 0))
+        return sql.SQL("{} AND {}").format(bound, either), params
+    return either, params
 
 
 def _beyond(column: sql.Composable, key: SortKey, value: str | None, typed: sql.Composable,

@@ -53,10 +53,16 @@ def test_keyset_clause_is_a_row_comparison_when_it_can_be():
     assert "<" in fsql.keyset_clause([id_key], ["41"], backward=True)[0].as_string(None)
     nullable = fsql.SortKey(fsql.Column("students", "integer"), descending=True)
     text = fsql.keyset_clause([nullable, id_key], ["12", "41"])[0].as_string(None)
-    assert text == ('(("students" < CAST(%(key_0)s AS integer) OR "students" IS NULL)) OR '
-                    '("students" = CAST(%(key_0)s AS integer) AND "id" > CAST(%(key_1)s AS bigint))')
+    assert text == ('((("students" < CAST(%(key_0)s AS integer) OR "students" IS NULL)) OR '
+                    '("students" = CAST(%(key_0)s AS integer) AND "id" > CAST(%(key_1)s AS bigint)))')
     assert fsql.keyset_clause([nullable, id_key], [None, "41"])[0].as_string(None) == \
-        '("students" IS NULL AND "id" > CAST(%(key_1)s AS bigint))'
+        '(("students" IS NULL AND "id" > CAST(%(key_1)s AS bigint)))'
+    # A key that cannot be null, against the id's direction: the ORs, behind a range on that key.
+    latest = fsql.SortKey(fsql.Column("reported_at", "timestamp with time zone", not_null=True), descending=True)
+    assert fsql.keyset_clause([latest, id_key], ["2026-01-01 00:00:00+07", "41"])[0].as_string(None) == (
+        '"reported_at" <= CAST(%(key_0)s AS timestamp with time zone) AND '
+        '(("reported_at" < CAST(%(key_0)s AS timestamp with time zone)) OR '
+        '("reported_at" = CAST(%(key_0)s AS timestamp with time zone) AND "id" > CAST(%(key_1)s AS bigint)))')
     with pytest.raises(InvalidParameter):
         fsql.keyset_clause([nullable, id_key], ["41"])
 
@@ -120,10 +126,11 @@ SORTS = [
     ([{"property": "students", "order": "-"}], "students DESC NULLS LAST, id"),
     ([{"property": "level", "order": "+"}, {"property": "students", "order": "+"}],
      "level, students NULLS LAST, id"),
+    ([{"property": "level", "order": "-"}], "level DESC, id"),
 ]
 
 
-@pytest.mark.parametrize("sortby, order", SORTS, ids=["id", "-students", "level,students"])
+@pytest.mark.parametrize("sortby, order", SORTS, ids=["id", "-students", "level,students", "-level"])
 def test_next_and_prev_cursors_walk_the_whole_layer(schools, sortby, order):
     url, definition = schools
     provider = FastPostGISProvider(definition)
