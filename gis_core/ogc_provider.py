@@ -1,8 +1,13 @@
 """Our pygeoapi feature provider: PostGIS builds each page's GeoJSON, connections come from a
 psycopg pool, and only the registry's public fields can be read, filtered or sorted on.
 
-pygeoapi makes a provider object per request, so what is costly — the pool and the catalog of the
-table — is kept per (database, table) for the life of the process.
+pygeoapi makes a provider object per request, so what is costly — the pool, the catalog of the
+table and its position index — is kept per (database, table) for the life of the process.
+
+Paging: a page's `next` link carries a keyset cursor (the sort keys of its last row, the id last),
+so following it reads an index range; `offset` still gives the same rows, and in the plain id order
+starts from the position index rather than counting. `asOf` reads the layer from its history.
+The request's own parameters reach the provider through gis_core/paging.py.
 """
 
 from __future__ import annotations
