@@ -78,11 +78,14 @@ FROM pg_attribute a
 WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum"""
 
-# The estimated rows, and the columns of the table's history (migration 0008), if it has one.
-ESTIMATE_SQL = """
-SELECT (SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = to_regclass(%(table)s)),
-       (SELECT array_agg(attname::text) FROM pg_attribute
-        WHERE attrelid = to_regclass(%(history)s) AND attnum > 0 AND NOT attisdropped)"""
+# The planner's estimate of the rows, which (unlike pg_class.reltuples) also covers views and
+# tables never analysed.
+ESTIMATE_SQL = "EXPLAIN (FORMAT JSON) SELECT 1 FROM {}"
+
+# The columns of the table's history (migration 0008), if it has one.
+HISTORY_SQL = """
+SELECT array_agg(attname::text) FROM pg_attribute
+WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped"""
 
 
 def _pool(url: str) -> ConnectionPool:
@@ -117,12 +120,12 @@ def catalog_for(url: str, table: str, id_field: str, geom: str, properties: list
     try:
         with connection(url) as conn:
             rows = conn.execute(CATALOG_SQL, (table,)).fetchall()
-            estimate, history = conn.execute(ESTIMATE_SQL, {
-                "table": table, "history": sql.Identifier("history", table).as_string(conn)}).fetchone()
+            if not rows:
+                raise ProviderConnectionError(f"table {table} not found")
+            plan = conn.execute(sql.SQL(ESTIMATE_SQL).format(sql.Identifier(table))).fetchone()[0]
+            history = conn.execute(HISTORY_SQL, (sql.Identifier("history", table).as_string(conn),)).fetchone()[0]
     except (PoolTimeout, psycopg.OperationalError) as exc:
         raise DatabaseUnavailableError() from exc
-    if not rows:
-        raise ProviderConnectionError(f"table {table} not found")
     types = {name: (pg_type, srid, is_geom, not_null) for name, pg_type, srid, is_geom, not_null in rows}
     if geom not in types or not types[geom][2]:
         raise ProviderConnectionError(f"{table}.{geom} is not a geometry column")
@@ -137,7 +140,7 @@ def catalog_for(url: str, table: str, id_field: str, geom: str, properties: list
         srid=types[geom][1] or 4326,
         columns=tuple(fsql.Column(p, types[p][0], types[p][3]) for p in public),
         time_field=time_field,
-        estimated_rows=int(estimate or 0),
+        estimated_rows=int(plan[0]["Plan"]["Plan Rows"]),
         # asOf is offered only when the history holds every published column.
         history=history is not None and {id_field, geom, *public} <= set(history),
     )

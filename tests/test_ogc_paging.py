@@ -331,3 +331,12 @@ def test_openapi_declares_cursor_and_as_of(server):
     assert {"$ref": "#/components/parameters/asOf"} in items and {"$ref": "#/components/parameters/cursor"} in items
     one = document["paths"]["/collections/incidents/items/{featureId}"]["get"]["parameters"]
     assert {"$ref": "#/components/parameters/asOf"} in one
+
+
+def test_views_are_estimated_like_tables(demo_url):
+    """numberMatched is exact only below CHEAP_COUNT_ROWS estimated rows; a view (public_reports over
+    a million incidents) must be estimated by the planner, not read as 0 rows from pg_class."""
+    catalog = ogc_provider.catalog_for(demo_url, "public_reports", "id", "geom", ["status"])
+    with psycopg.connect(demo_url) as conn:
+        count = conn.execute("SELECT count(*) FROM public_reports").fetchone()[0]
+    assert count > 0 and count / 2 <= catalog.estimated_rows <= count * 2, (count, catalog.estimated_rows)
