@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -304,22 +303,6 @@ def test_server_as_of(server, demo_url):
                   "communes/items?f=json&asOf=2026-01-01", f"schools/items/{first['id']}?f=json&asOf=x"):
         status, _, body = get(server, query)
         assert status == 400 and " / " in body["description"], (query, body)
-
-
-@pytest.mark.slow
-def test_gdal_follows_the_cursor_links(server, demo_url, tmp_path):
-    """ogr2ogr copies the whole of incidents through next links, which carry cursors."""
-    with psycopg.connect(demo_url) as conn:
-        expected = conn.execute("SELECT count(*) FROM incidents").fetchone()[0]
-    target = tmp_path / "incidents.gpkg"
-    run = subprocess.run(["ogr2ogr", "-f", "GPKG", str(target), f"OAPIF:{server}/ogc/collections/incidents",
-                          "-oo", "PAGE_SIZE=2000", "--debug", "ON"],
-                         capture_output=True, text=True, timeout=600, check=True)
-    fetched = [line for line in run.stderr.splitlines() if "/collections/incidents/items" in line]
-    assert sum("cursor=" in line for line in fetched) >= expected // 2000 - 1, "\n".join(fetched[:20])
-    info = subprocess.run(["ogrinfo", "-ro", "-so", "-al", str(target)], capture_output=True, text=True,
-                          timeout=60, check=True).stdout
-    assert f"Feature Count: {expected}" in info
 
 
 def test_openapi_declares_cursor_and_as_of(server):
