@@ -28,6 +28,7 @@ METRE_DIGITS = 3
 class Column:
     name: str
     pg_type: str          # format_type() of the column, e.g. 'bigint', 'text[]', 'timestamp with time zone'
+    not_null: bool = False
 
     @property
     def json_type(self) -> tuple[str, str | None]:
@@ -58,6 +59,7 @@ class Catalog:
     columns: tuple[Column, ...]           # public properties, id excluded
     time_field: str | None = None
     estimated_rows: int = 0
+    history: bool = False                 # history.<table> keeps its past versions (migration 0008)
     by_name: dict[str, Column] = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
@@ -143,15 +145,87 @@ def property_clause(catalog: Catalog, properties: Sequence[tuple[str, str]]) -> 
     return (sql.SQL(" AND ").join(parts) if parts else sql.SQL("TRUE")), params
 
 
+@dataclass(frozen=True)
+class SortKey:
+    column: Column
+    descending: bool = False
+
+
+def sort_keys(catalog: Catalog, sortby: Sequence[dict]) -> tuple[SortKey, ...]:
+    """The requested sort keys, then the id, so that the order is total: pages never overlap or skip
+    a row, and a page's last row is a position that the next page can start after (keyset)."""
+    keys = [SortKey(catalog.column(item["property"], "sortby"), item.get("order") == "-")
+            for item in sortby or ()]
+    # The id names one feature, so it is never null, even when it comes through a view.
+    keys.append(SortKey(Column(catalog.id_column.name, catalog.id_column.pg_type, not_null=True)))
+    return tuple(keys)
+
+
+def order_by(keys: Sequence[SortKey], backward: bool = False) -> sql.Composable:
+    """ORDER BY for `keys`; `backward` is the exact reverse order (a prev page read from its end)."""
+    parts = []
+    for key in keys:
+        descending = key.descending != backward
+        nulls = "" if key.column.not_null else (" NULLS FIRST" if backward else " NULLS LAST")
+        direction = " DESC" if descending else (" ASC" if nulls else "")
+        parts.append(sql.SQL("{}{}{}").format(sql.Identifier(key.column.name), sql.SQL(direction), sql.SQL(nulls)))
+    return sql.SQL(", ").join(parts)
+
+
 def order_clause(catalog: Catalog, sortby: Sequence[dict]) -> sql.Composable:
-    """Sort keys, then the id, so that pages never overlap or skip a row."""
-    keys = []
-    for item in sortby or ():
-        column = catalog.column(item["property"], "sortby")
-        keys.append(sql.SQL("{} {} NULLS LAST").format(
-            sql.Identifier(column.name), sql.SQL("DESC" if item.get("order") == "-" else "ASC")))
-    keys.append(sql.Identifier(catalog.id_column.name))
-    return sql.SQL(", ").join(keys)
+    return order_by(sort_keys(catalog, sortby))
+
+
+def _value(key: SortKey, i: int) -> sql.Composable:
+    return sql.SQL("CAST(%({})s AS {})").format(sql.SQL(f"key_{i}"), sql.SQL(key.column.pg_type))
+
+
+def keyset_clause(keys: Sequence[SortKey], values: Sequence[str | None], backward: bool = False) -> Clause:
+    """Rows strictly after (or, `backward`, before) the row whose sort keys are `values`, in the order
+    of `order_by(keys)`: nulls last going forward. Values travel as text, cast to each column's type.
+
+    When no key can be null and all run the same way this is one row comparison, `(a, id) > (x, y)`,
+    which an index on the keys reads as a range; otherwise the general form, key by key."""
+    if len(values) != len(keys):
+        raise InvalidParameter("cursor không khớp với cách sắp xếp.", "cursor does not match the sort order.")
+    params = {f"key_{i}": v for i, v in enumerate(values)}
+    columns = [sql.Identifier(k.column.name) for k in keys]
+    simple = (all(k.column.not_null and v is not None for k, v in zip(keys, values, strict=True))
+              and len({k.descending for k in keys}) == 1)
+    if simple:
+        greater = keys[0].descending == backward
+        return (sql.SQL("({}) {} ({})").format(
+            sql.SQL(", ").join(columns), sql.SQL(">" if greater else "<"),
+            sql.SQL(", ").join(_value(k, i) for i, k in enumerate(keys))), params)
+    alternatives = []
+    for i, key in enumerate(keys):
+        equal = [sql.SQL("{} IS NULL").format(columns[j]) if values[j] is None
+                 else sql.SQL("{} = {}").format(columns[j], _value(keys[j], j)) for j in range(i)]
+        beyond = _beyond(columns[i], key, values[i], _value(key, i), backward)
+        if beyond is not None:
+            alternatives.append(sql.SQL(" AND ").join([*equal, beyond]))
+    if not alternatives:
+        return sql.SQL("FALSE"), params
+    either = sql.SQL("(({}))").format(sql.SQL(") OR (").join(alternatives))
+    first = keys[0]
+    if first.column.not_null and values[0] is not None:
+        # Redundant, but a range an index on the first key can start from (the ORs alone are not).
+        bound = sql.SQL("{} {} {}").format(columns[0], sql.SQL(">=" if first.descending == backward else "<="),
+                                          _value(first, 0))
+        return sql.SQL("{} AND {}").format(bound, either), params
+    return either, params
+
+
+def _beyond(column: sql.Composable, key: SortKey, value: str | None, typed: sql.Composable,
+            backward: bool) -> sql.Composable | None:
+    """Rows past `value` on this one key (None: none can be). Nulls sort after every value."""
+    if value is None:
+        return None if not backward else sql.SQL("{} IS NOT NULL").format(column)
+    greater = key.descending == backward
+    past = sql.SQL("{} {} {}").format(column, sql.SQL(">" if greater else "<"), typed)
+    if backward or key.column.not_null:
+        return past
+    return sql.SQL("({} OR {} IS NULL)").format(past, column)
 
 
 def geometry_expression(catalog: Catalog, target_srid: int | None, flip_axes: bool) -> sql.Composable:
@@ -178,57 +252,122 @@ def properties_expression(columns: Sequence[Column]) -> sql.Composable:
 
 # -- templates -------------------------------------------------------------------------------------
 
+# The page's features in the order asked for, the sort keys of its first and last rows (as text,
+# the cursor's form), whether more rows follow (one row more is read, not shown) and, when asked,
+# the layer's data version read in the same snapshot. A page read backward (a prev page) is
+# selected in reverse order and presented the right way round.
 PAGE = """
 SELECT coalesce(json_agg(json_build_object(
          'type', 'Feature', 'id', t.{id}, 'geometry', {geometry}, 'properties', {properties}
-       ) ORDER BY t.__row), '[]'::json)
+       ) ORDER BY t.__row {presentation}) FILTER (WHERE t.__row <= %(limit)s), '[]'::json),
+       (array_agg(t.__key ORDER BY t.__row {presentation}) FILTER (WHERE t.__row <= %(limit)s))[1],
+       (array_agg(t.__key ORDER BY t.__row {presentation}) FILTER (WHERE t.__row <= %(limit)s))
+         [least(count(*), %(limit)s)::int],
+       count(*) > %(limit)s,
+       {version}
 FROM (
-  SELECT {columns}, row_number() OVER () AS __row
-  FROM (SELECT * FROM {table} WHERE {where} ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s) s
+  SELECT {columns}, json_build_array({keys}) AS __key, row_number() OVER () AS __row
+  FROM (SELECT * FROM {source} WHERE {where} ORDER BY {order} LIMIT %(limit)s + 1 OFFSET %(offset)s) s
 ) t"""
 
 ONE = """
 SELECT json_build_object('type', 'Feature', 'id', t.{id}, 'geometry', {geometry}, 'properties', {properties}),
-       (SELECT max({id}) FROM {table} WHERE {id} < %(id)s),
-       (SELECT min({id}) FROM {table} WHERE {id} > %(id)s)
-FROM {table} t WHERE t.{id} = %(id)s"""
+       (SELECT max({id}) FROM {source} WHERE {id} < %(id)s AND {when}),
+       (SELECT min({id}) FROM {source} WHERE {id} > %(id)s AND {when})
+FROM {source} t WHERE t.{id} = %(id)s AND {when}"""
 
-COUNT = "SELECT count(*) FROM {table} WHERE {where}"
+COUNT = "SELECT count(*) FROM {source} WHERE {where}"
+
+VERSION = "(SELECT version FROM layer_versions WHERE table_name = %(version_table)s)"
+
+# Every `stride`-th id of the table in id order, with the version they were read at: where offset
+# N starts, to within `stride` rows, without counting N rows (see ogc_provider.Positions).
+POSITIONS = """
+SELECT {version}, coalesce(array_agg({id} ORDER BY {id}), '{{}}')
+FROM (SELECT {id}, row_number() OVER (ORDER BY {id}) - 1 AS pos FROM {table}) s
+WHERE mod(pos, %(stride)s) = 0"""
+
+# Offset N from a checkpoint id at a known position: skip the rest through the id index alone (no
+# table rows fetched), then read the page from there. The same rows as OFFSET N.
+FROM_POSITION = """{id} >= (SELECT {id} FROM {table} WHERE {id} >= CAST(%(pos_from)s AS {id_type})
+        ORDER BY {id} OFFSET %(pos_skip)s LIMIT 1)"""
+
+AS_OF = "version_from <= %(as_of)s AND (version_to IS NULL OR version_to > %(as_of)s)"
 
 
 @dataclass(frozen=True)
 class PageQuery:
     where: Clause
-    order: sql.Composable
+    keys: tuple[SortKey, ...]
     geometry: sql.Composable
     properties: sql.Composable
     columns: tuple[Column, ...]
+    backward: bool = False            # read before a cursor: selected in reverse, presented in order
+    as_of: bool = False               # from history.<table>; the caller's where holds as_of_clause()
+    version_table: str | None = None  # also return this table's data version, read in the same snapshot
+
+
+def source(catalog: Catalog, as_of: bool = False) -> sql.Composable:
+    """The table, or its history (migration 0008) for the layer as it was on a date."""
+    return sql.Identifier("history", catalog.table) if as_of else sql.Identifier(catalog.table)
+
+
+def as_of_clause(at: datetime) -> Clause:
+    """The versions of history.<table> valid at `at`: one per feature that existed then."""
+    return sql.SQL(AS_OF), {"as_of": at}
+
+
+def check_offset(offset: int) -> int:
+    if not 0 <= offset < 2**62:
+        raise InvalidParameter("offset không hợp lệ.", "offset is out of range.")
+    return offset
 
 
 def page_sql(catalog: Catalog, q: PageQuery, limit: int, offset: int) -> Clause:
-    if not 0 <= offset < 2**62:
-        raise InvalidParameter("offset không hợp lệ.", "offset is out of range.")
-    wanted = [catalog.id_column.name, catalog.geometry, *(c.name for c in q.columns)]
+    check_offset(offset)
+    keys = [k.column.name for k in q.keys]
+    wanted = [catalog.id_column.name, catalog.geometry, *(c.name for c in q.columns), *keys]
     statement = sql.SQL(PAGE).format(
         id=sql.Identifier(catalog.id_column.name),
         geometry=q.geometry,
         properties=q.properties,
+        presentation=sql.SQL("DESC" if q.backward else "ASC"),
+        version=sql.SQL(VERSION) if q.version_table else sql.SQL("NULL::bigint"),
         columns=sql.SQL(", ").join(sql.Identifier("s", name) for name in dict.fromkeys(wanted)),
-        table=sql.Identifier(catalog.table),
+        keys=sql.SQL(", ").join(sql.SQL("s.{}::text").format(sql.Identifier(name)) for name in keys),
+        source=source(catalog, q.as_of),
         where=q.where[0],
-        order=q.order,
+        order=order_by(q.keys, q.backward),
     )
-    return statement, {**q.where[1], "limit": limit, "offset": offset}
+    params = {**q.where[1], "limit": limit, "offset": offset}
+    if q.version_table:
+        params["version_table"] = q.version_table
+    return statement, params
 
 
-def count_sql(catalog: Catalog, where: Clause) -> Clause:
-    return sql.SQL(COUNT).format(table=sql.Identifier(catalog.table), where=where[0]), where[1]
+def positions_sql(catalog: Catalog, version_table: str, stride: int) -> Clause:
+    return sql.SQL(POSITIONS).format(version=sql.SQL(VERSION), id=sql.Identifier(catalog.id_column.name),
+                                     table=sql.Identifier(catalog.table)), \
+        {"version_table": version_table, "stride": stride}
 
 
-def one_sql(catalog: Catalog, geometry: sql.Composable, properties: sql.Composable, identifier) -> Clause:
+def from_position_clause(catalog: Catalog, checkpoint, skip: int) -> Clause:
+    return sql.SQL(FROM_POSITION).format(
+        id=sql.Identifier(catalog.id_column.name), table=sql.Identifier(catalog.table),
+        id_type=sql.SQL(catalog.id_column.pg_type)), {"pos_from": checkpoint, "pos_skip": skip}
+
+
+def count_sql(catalog: Catalog, where: Clause, as_of: bool = False) -> Clause:
+    return sql.SQL(COUNT).format(source=source(catalog, as_of), where=where[0]), where[1]
+
+
+def one_sql(catalog: Catalog, geometry: sql.Composable, properties: sql.Composable, identifier,
+            as_of: datetime | None = None) -> Clause:
+    """One feature with the ids before and after it; `as_of`: as it was then, from its history."""
+    when, params = as_of_clause(as_of) if as_of else (sql.SQL("TRUE"), {})
     return sql.SQL(ONE).format(
         id=sql.Identifier(catalog.id_column.name), geometry=geometry, properties=properties,
-        table=sql.Identifier(catalog.table)), {"id": identifier}
+        source=source(catalog, as_of is not None), when=when), {**params, "id": identifier}
 
 
 def and_all(*clauses: Clause) -> Clause:

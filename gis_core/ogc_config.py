@@ -59,6 +59,8 @@ def _collection(layer: Layer, role: str = ANONYMOUS) -> dict:
         or [layer.id_field],
         "storage_crs": CRS84,
         "crs": CRS_LIST,
+        # Its data version (layer_versions) keys the provider's position index for deep offsets.
+        "version_table": layer.base_table,
     }
     if layer.temporal_field:
         provider["time_field"] = layer.temporal_field

@@ -1,13 +1,20 @@
 """Our pygeoapi feature provider: PostGIS builds each page's GeoJSON, connections come from a
 psycopg pool, and only the registry's public fields can be read, filtered or sorted on.
 
-pygeoapi makes a provider object per request, so what is costly — the pool and the catalog of the
-table — is kept per (database, table) for the life of the process.
+pygeoapi makes a provider object per request, so what is costly — the pool, the catalog of the
+table and its position index — is kept per (database, table) for the life of the process.
+
+Paging: a page's `next` link carries a keyset cursor (the sort keys of its last row, the id last),
+so following it reads an index range; `offset` still gives the same rows, and in the plain id order
+starts from the position index rather than counting. `asOf` reads the layer from its history.
+The request's own parameters reach the provider through gis_core/paging.py.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, replace
+from datetime import datetime
 from http import HTTPStatus
 
 import psycopg
@@ -23,6 +30,7 @@ from pygeoapi.provider.base import (
 
 from . import features_sql as fsql
 from . import features_write as fwrite
+from . import paging
 from .audit import set_actor
 from .db import FailFastPool
 from .errors import InvalidParameter
@@ -31,9 +39,30 @@ from .errors import InvalidParameter
 # a layer declares `count: exact`; above it the page says nothing rather than count a million rows.
 CHEAP_COUNT_ROWS = 200_000
 
+# The position index: every POSITION_STRIDE-th id of a table in id order, so that a deep `offset`
+# (ArcGIS Pro pages by offset) starts from a known id and skips fewer than POSITION_STRIDE index
+# entries instead of counting every row before it. Kept per (database, table) and data version.
+POSITION_STRIDE = 1000
+
 _lock = threading.Lock()
 _pools: dict[str, FailFastPool] = {}
 _catalogs: dict[tuple, fsql.Catalog] = {}
+_positions: dict[tuple[str, str], Positions] = {}
+_building: dict[tuple[str, str], threading.Lock] = {}
+
+
+@dataclass(frozen=True)
+class Positions:
+    version: int | None       # layer_versions.version the ids were read at
+    ids: tuple                # the id at position 0, POSITION_STRIDE, 2 * POSITION_STRIDE, ...
+
+
+@dataclass(frozen=True)
+class Page:
+    features: list
+    first: list | None        # sort keys (text, id last) of the first and last feature, for cursors
+    last: list | None
+    at_start: bool = False    # known to be the first page: no `prev`
 
 
 class DatabaseUnavailableError(ProviderConnectionError):
@@ -46,12 +75,20 @@ class DatabaseUnavailableError(ProviderConnectionError):
 
 CATALOG_SQL = """
 SELECT a.attname, format_type(a.atttypid, a.atttypmod),
-       coalesce(postgis_typmod_srid(a.atttypmod), 0) AS srid, a.atttypid = 'geometry'::regtype AS is_geom
+       coalesce(postgis_typmod_srid(a.atttypmod), 0) AS srid, a.atttypid = 'geometry'::regtype AS is_geom,
+       a.attnotnull
 FROM pg_attribute a
 WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum"""
 
-ESTIMATE_SQL = "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = to_regclass(%s)"
+# The planner's estimate of the rows, which (unlike pg_class.reltuples) also covers views and
+# tables never analysed.
+ESTIMATE_SQL = "EXPLAIN (FORMAT JSON) SELECT 1 FROM {}"
+
+# The columns of the table's history (migration 0008), if it has one.
+HISTORY_SQL = """
+SELECT array_agg(attname::text) FROM pg_attribute
+WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped"""
 
 
 def _pool(url: str) -> FailFastPool:
@@ -86,12 +123,13 @@ def catalog_for(url: str, table: str, id_field: str, geom: str, properties: list
     try:
         with connection(url) as conn:
             rows = conn.execute(CATALOG_SQL, (table,)).fetchall()
-            estimate = conn.execute(ESTIMATE_SQL, (table,)).fetchone()
+            if not rows:
+                raise ProviderConnectionError(f"table {table} not found")
+            plan = conn.execute(sql.SQL(ESTIMATE_SQL).format(sql.Identifier(table))).fetchone()[0]
+            history = conn.execute(HISTORY_SQL, (sql.Identifier("history", table).as_string(conn),)).fetchone()[0]
     except (PoolTimeout, psycopg.OperationalError) as exc:
         raise DatabaseUnavailableError() from exc
-    if not rows:
-        raise ProviderConnectionError(f"table {table} not found")
-    types = {name: (pg_type, srid, is_geom) for name, pg_type, srid, is_geom in rows}
+    types = {name: (pg_type, srid, is_geom, not_null) for name, pg_type, srid, is_geom, not_null in rows}
     if geom not in types or not types[geom][2]:
         raise ProviderConnectionError(f"{table}.{geom} is not a geometry column")
     public = [p for p in (properties or [n for n in types if not types[n][2]]) if p != id_field]
@@ -100,12 +138,14 @@ def catalog_for(url: str, table: str, id_field: str, geom: str, properties: list
         raise ProviderConnectionError(f"{table}: no columns {missing}")
     catalog = fsql.Catalog(
         table=table,
-        id_column=fsql.Column(id_field, types[id_field][0]),
+        id_column=fsql.Column(id_field, types[id_field][0], not_null=True),
         geometry=geom,
         srid=types[geom][1] or 4326,
-        columns=tuple(fsql.Column(p, types[p][0]) for p in public),
+        columns=tuple(fsql.Column(p, types[p][0], types[p][3]) for p in public),
         time_field=time_field,
-        estimated_rows=int(estimate[0]) if estimate else 0,
+        estimated_rows=int(plan[0]["Plan"]["Plan Rows"]),
+        # asOf is offered only when the history holds every published column.
+        history=history is not None and {id_field, geom, *public} <= set(history),
     )
     with _lock:
         _catalogs[key] = catalog
@@ -121,6 +161,8 @@ class FastPostGISProvider(BaseProvider):
         self.geom = provider_def.get("geom_field", "geom")
         self.count_mode = str(provider_def.get("count_mode", "auto"))
         self.geometry_type = str(provider_def.get("geometry_type", "Geometry"))  # checked on writes
+        # The table whose writes bump this layer's data version (layer_versions): a view's base table.
+        self.version_table = provider_def.get("version_table")
         self.catalog = catalog_for(self.url, self.table, self.id_field, self.geom, self.properties,
                                    self.time_field)
         self.get_fields()
@@ -168,39 +210,59 @@ class FastPostGISProvider(BaseProvider):
 
         return to_where(filterq, self.catalog)
 
-    def _matched(self, conn, where: fsql.Clause) -> int | None:
+    def _matched(self, conn, where: fsql.Clause, as_of: bool) -> int | None:
         """An exact count when it is cheap or the layer asks for one; otherwise none at all."""
         if self.count_mode == "none":
             return None
         if self.count_mode == "exact" or self.catalog.estimated_rows <= CHEAP_COUNT_ROWS:
-            return self._exact(conn, where)
+            return self._exact(conn, where, as_of)
         return None
 
     def query(self, offset=0, limit=10, resulttype="results", bbox=[], datetime_=None, properties=[],  # noqa: B006
               sortby=[], select_properties=[], skip_geometry=False, q=None, filterq=None,  # noqa: B006
               crs_transform_spec=None, **kwargs):
+        request = paging.ITEMS_REQUEST.get()
         try:
+            limit, offset = int(limit), fsql.check_offset(int(offset))
+            cursor_text = request.arg("cursor") if request else None
+            as_of_text = request.arg("asOf") if request else None
             target_srid, flip = self._output(crs_transform_spec)
             columns = self._columns(select_properties)
+            keys = fsql.sort_keys(self.catalog, sortby)
+            sort = ",".join(("-" if k.descending else "") + k.column.name for k in keys[:-1])
+            cursor = paging.Cursor.decode(cursor_text) if cursor_text is not None else None
+            if cursor:
+                cursor.check_sort(sort)
+                if offset:
+                    raise InvalidParameter("Không dùng offset cùng với cursor.", "offset cannot be used with cursor.")
             where = self._where(bbox, datetime_, properties, filterq)
+            unfiltered = not (bbox or datetime_ or properties or filterq or as_of_text is not None)
+            if as_of_text is not None:
+                where = fsql.and_all(where, fsql.as_of_clause(self._as_of(as_of_text)))
             page = fsql.PageQuery(
-                where=where,
-                order=fsql.order_clause(self.catalog, sortby),
+                where=where, keys=keys,
                 geometry=(sql.SQL("NULL::json") if skip_geometry
                           else fsql.geometry_expression(self.catalog, target_srid, flip)),
                 properties=fsql.properties_expression(columns),
                 columns=columns,
+                as_of=as_of_text is not None,
             )
             with self._connection() as conn:
-                matched = self._matched(conn, where)
+                # A cursor page leaves numberMatched out (the standard allows it): pygeoapi would
+                # otherwise take the cursor page for offset 0 and add a `next` link of its own.
+                matched = None if cursor else self._matched(conn, where, page.as_of)
                 response: dict = {"type": "FeatureCollection", "features": [], "numberReturned": 0}
                 if matched is not None:
                     response["numberMatched"] = matched
                 if resulttype == "hits":
-                    response["numberMatched"] = matched if matched is not None else self._exact(conn, where)
+                    response["numberMatched"] = matched if matched is not None else self._exact(conn, where, page.as_of)
                     return response
-                statement, params = fsql.page_sql(self.catalog, page, int(limit), int(offset))
-                features = conn.execute(statement, params).fetchone()[0]
+                if cursor:
+                    found = self._after(conn, page, cursor, limit)
+                elif offset and unfiltered and not sortby and self.version_table:
+                    found = self._at_position(conn, page, limit, offset)
+                else:
+                    found = self._page(conn, page, limit, offset)
         except InvalidParameter as exc:
             raise ProviderInvalidQueryError(user_msg=f"{exc.message_vi} / {exc.message_en}") from None
         except (psycopg.errors.UndefinedFunction, psycopg.errors.DatatypeMismatch):
@@ -211,28 +273,114 @@ class FastPostGISProvider(BaseProvider):
                 user_msg="filter: kiểu giá trị không khớp với trường / a value does not match its field's type"
             ) from None
         except (psycopg.errors.DataError, psycopg.errors.InternalError_) as exc:
-            # Values the database cannot take (a malformed filter geometry, a date out of range)
-            # are the client's mistake; anything else is ours and stays a 500.
+            # Values the database cannot take (a malformed filter geometry, a date out of range, a
+            # cursor key that is not of its column's type) are the client's mistake; anything else
+            # is ours and stays a 500.
             if isinstance(exc, psycopg.errors.InternalError_) and "geometry" not in str(exc):
                 raise
             detail = exc.diag.message_primary
             raise ProviderInvalidQueryError(user_msg=f"Giá trị không hợp lệ / invalid value: {detail}") from None
         except (PoolTimeout, psycopg.OperationalError) as exc:
             raise DatabaseUnavailableError() from exc
-        response["features"] = features
-        response["numberReturned"] = len(features)
+        response["features"] = found.features
+        response["numberReturned"] = len(found.features)
+        if request:
+            response["links"] = self._links(request, sort, limit, offset, cursor, found)
         return response
 
-    def _exact(self, conn, where: fsql.Clause) -> int:
-        query, params = fsql.count_sql(self.catalog, where)
+    def _as_of(self, text: str) -> datetime:
+        if not self.catalog.history:
+            raise InvalidParameter("Lớp này không lưu lịch sử nên không có asOf.",
+                                   "This collection keeps no history: asOf is not available.")
+        return paging.parse_as_of(text)
+
+    def _page(self, conn, page: fsql.PageQuery, limit: int, offset: int) -> Page:
+        statement, params = fsql.page_sql(self.catalog, page, limit, offset)
+        features, first, last, more, _ = conn.execute(statement, params).fetchone()
+        # Read backward, "no more" means no row before this page: it is the first.
+        return Page(features, first, last, at_start=not more if page.backward else offset == 0)
+
+    def _after(self, conn, page: fsql.PageQuery, cursor: paging.Cursor, limit: int) -> Page:
+        """The page after the cursor's row, or before it (a prev link): a range of the sort keys."""
+        keyset = fsql.keyset_clause(page.keys, cursor.values, cursor.backward)
+        found = self._page(conn, replace(page, where=fsql.and_all(page.where, keyset), backward=cursor.backward),
+                           limit, 0)
+        if cursor.backward and len(found.features) < limit:
+            # Fewer rows than a page before the cursor: that is the start, so show the first page.
+            return self._page(conn, page, limit, 0)
+        return found if cursor.backward else replace(found, at_start=False)
+
+    def _at_position(self, conn, page: fsql.PageQuery, limit: int, offset: int) -> Page:
+        """OFFSET in the id order of the whole table, started from the nearest checkpoint of the
+        table's position index instead of counting `offset` rows. The page reads the data version
+        in its own snapshot: if the index is older, it is rebuilt and the page read again, and if
+        the data is changing faster than that, a plain OFFSET answers."""
+        stale = None
+        for _ in range(2):
+            positions = self._fresh_positions(conn, stale)
+            if not positions.ids or positions.version is None:  # an empty table, or one without a version
+                break
+            n = min(offset // POSITION_STRIDE, len(positions.ids) - 1)
+            start = fsql.from_position_clause(self.catalog, positions.ids[n], offset - n * POSITION_STRIDE)
+            statement, params = fsql.page_sql(self.catalog, replace(
+                page, where=fsql.and_all(page.where, start), version_table=self.version_table), limit, 0)
+            features, first, last, _, version = conn.execute(statement, params).fetchone()
+            if version == positions.version:
+                return Page(features, first, last)
+            stale = positions
+        return self._page(conn, page, limit, offset)
+
+    def _fresh_positions(self, conn, stale: Positions | None) -> Positions:
+        """The cached position index, or (when there is none, or it is the `stale` one a page just
+        found out of date) a new one. One thread builds it while the others wait for it."""
+        key = (self.url, self.table)
+        cached = _positions.get(key)
+        if cached is not None and cached is not stale:
+            return cached
+        with _lock:
+            building = _building.setdefault(key, threading.Lock())
+        with building:
+            cached = _positions.get(key)
+            if cached is not None and cached is not stale:
+                return cached
+            statement, params = fsql.positions_sql(self.catalog, self.version_table, POSITION_STRIDE)
+            version, ids = conn.execute(statement, params).fetchone()
+            positions = Positions(version, tuple(ids))
+            _positions[key] = positions
+            return positions
+
+    def _links(self, request: paging.ItemsRequest, sort: str, limit: int, offset: int,
+               cursor: paging.Cursor | None, page: Page) -> list[dict]:
+        """`next` as a cursor after the page's last row whenever the page is full; `prev` as a cursor
+        before its first row on cursor pages, as an offset on offset pages. When there is no `next`,
+        pygeoapi adds the offset `prev` itself (and no `next`: the page was not full)."""
+        links = []
+        if len(page.features) == limit and page.last is not None:
+            links.append(request.link("next", "Trang sau / Next page",
+                                      cursor=paging.Cursor(sort, tuple(page.last)).encode()))
+            if not cursor and offset > 0:
+                links.append(request.link("prev", "Trang trước / Previous page", offset=max(0, offset - limit)))
+        if cursor and page.first is not None and not page.at_start:
+            links.append(request.link("prev", "Trang trước / Previous page",
+                                      cursor=paging.Cursor(sort, tuple(page.first), backward=True).encode()))
+        return links
+
+    def _exact(self, conn, where: fsql.Clause, as_of: bool = False) -> int:
+        query, params = fsql.count_sql(self.catalog, where, as_of)
         return conn.execute(query, params).fetchone()[0]
 
     def get(self, identifier, crs_transform_spec=None, **kwargs):
         key = self._typed_id(identifier)
         target_srid, flip = self._output(crs_transform_spec)
+        request = paging.ITEMS_REQUEST.get()
+        as_of_text = request.arg("asOf") if request else None
+        try:
+            as_of = self._as_of(as_of_text) if as_of_text is not None else None
+        except InvalidParameter as exc:
+            raise ProviderInvalidQueryError(user_msg=f"{exc.message_vi} / {exc.message_en}") from None
         statement, params = fsql.one_sql(
             self.catalog, fsql.geometry_expression(self.catalog, target_srid, flip),
-            fsql.properties_expression(self.catalog.columns), key)
+            fsql.properties_expression(self.catalog.columns), key, as_of)
         try:
             with self._connection() as conn:
                 row = conn.execute(statement, params).fetchone()

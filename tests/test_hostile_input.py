@@ -39,6 +39,8 @@ EXTRA = {
     "offset": ["abc", "1e20", "-5", "9223372036854775808"],
     "crs": ["http://www.opengis.net/def/crs/EPSG/0/999999", "javascript:alert(1)", "EPSG:4326'; DROP"],
     "bbox-crs": ["http://www.opengis.net/def/crs/EPSG/0/999999", "javascript:alert(1)"],
+    "cursor": ["WzEsIm4iLCIiLFsiMSJdXQ", "AAAAAAAAWzEsIm4iLCIiLFsiMSJdXQ", "=", "..", "eyJ9"],
+    "asOf": ["2026-02-30", "2026-01-01'; DROP", "9999-12-31", "2026-01-01/2026-02-01", "0001-01-01T99:00"],
 }
 
 # Where a hostile value may also be harmless: a value compared with equality (name=...), or an
@@ -80,7 +82,7 @@ def before(demo_url):
 
 def _ogc_cases():
     for param in ("filter", "sortby", "properties", "bbox", "datetime", "limit", "offset", "crs", "bbox-crs",
-                  "name", "skipGeometry", "filter-lang", "f", "lang"):
+                  "cursor", "asOf", "name", "skipGeometry", "filter-lang", "f", "lang"):
         for value in INJECTIONS + EXTRA.get(param, []):
             yield param, value
 

@@ -47,12 +47,16 @@ def test_ogrinfo_lists_every_collection(server):
 @pytest.mark.slow
 @pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: layer.id)
 def test_ogr2ogr_copies_each_whole_layer(server, demo_url, tmp_path, layer):
-    """GDAL pages through the whole collection; the copy has every row and no restricted field."""
+    """GDAL pages through the whole collection, following `next` links that carry keyset cursors;
+    the copy has every row and no restricted field."""
     expected = table_count(demo_url, layer.table)
     assert expected > 0, f"demo left {layer.table} empty"
     target = tmp_path / f"{layer.id}.gpkg"
-    subprocess.run(["ogr2ogr", "-f", "GPKG", str(target), f"OAPIF:{server}/ogc/collections/{layer.id}",
-                    "-oo", "PAGE_SIZE=2000"], capture_output=True, text=True, timeout=600, check=True)
+    run = subprocess.run(["ogr2ogr", "-f", "GPKG", str(target), f"OAPIF:{server}/ogc/collections/{layer.id}",
+                          "-oo", "PAGE_SIZE=2000", "--debug", "ON"], capture_output=True, text=True, timeout=600,
+                         check=True)
+    fetched = [line for line in run.stderr.splitlines() if f"/collections/{layer.id}/items" in line]
+    assert sum("cursor=" in line for line in fetched) >= expected // 2000, "\n".join(fetched[:20])
     info = subprocess.run(["ogrinfo", "-ro", "-so", "-al", str(target)], capture_output=True, text=True,
                           timeout=60, check=True).stdout
     assert f"Feature Count: {expected}" in info, info

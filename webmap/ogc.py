@@ -30,7 +30,7 @@ from pygeoapi.provider.base import ProviderConnectionError, ProviderGenericError
 from pygeoapi.provider.tile import ProviderTileNotFoundError
 from werkzeug.datastructures import Headers
 
-from gis_core import features_write, ogc_config, tiles
+from gis_core import features_write, ogc_config, paging, tiles
 from gis_core.auth import rules
 from gis_core.auth.rules import ANONYMOUS
 from gis_core.errors import Forbidden, Unauthorized
@@ -72,11 +72,25 @@ def local_refs(document, schemas_url: str):
     return document
 
 
+def with_vendor_parameters(document: dict) -> dict:
+    """The OpenAPI document with our parameters (gis_core/paging.py) declared once and referenced by
+    every items operation (`cursor`, `asOf`) and every single-item one (`asOf`)."""
+    document.setdefault("components", {}).setdefault("parameters", {}).update(paging.OPENAPI_PARAMETERS)
+    for path, operations in document.get("paths", {}).items():
+        if not path.startswith("/collections/") or "get" not in operations:
+            continue
+        names = (paging.OPENAPI_PARAMETERS if path.endswith("/items")
+                 else ["asOf"] if path.endswith("/items/{featureId}") else [])
+        operations["get"].setdefault("parameters", []).extend(
+            {"$ref": f"#/components/parameters/{name}"} for name in names)
+    return document
+
+
 def blueprint(settings: Settings) -> Blueprint:
     config = ogc_config.load(settings.pygeoapi_config, settings)
     registry = Registry.load(settings.layers_dir)
     schemas_url = config["server"]["url"].rstrip("/") + "/schemas/"
-    apis = {ANONYMOUS: API(config, local_refs(get_oas(config), schemas_url))}
+    apis = {ANONYMOUS: API(config, with_vendor_parameters(local_refs(get_oas(config), schemas_url)))}
     apis_lock, openapi_lock = threading.Lock(), threading.Lock()
 
     def api_for(role: str) -> API:
@@ -91,7 +105,7 @@ def blueprint(settings: Settings) -> Blueprint:
         of the layers it may write (pygeoapi documents POST/PUT/DELETE for editable collections)."""
         with openapi_lock:
             if not api.openapi:
-                api.openapi = local_refs(get_oas(api.config), schemas_url)
+                api.openapi = with_vendor_parameters(local_refs(get_oas(api.config), schemas_url))
         return core_api.openapi_(api, api_request)
 
     def refused(exc: Unauthorized | Forbidden) -> Response:
@@ -189,12 +203,21 @@ def blueprint(settings: Settings) -> Blueprint:
                     lambda collection_id: run(core_api.get_collection_schema, collection_id))
     bp.add_url_rule("/collections/<collection_id>/queryables", "queryables",
                     lambda collection_id: run(itemtypes_api.get_collection_queryables, collection_id))
-    bp.add_url_rule("/collections/<collection_id>/items", "items",
-                    lambda collection_id: _geojson(run(itemtypes_api.get_collection_items, collection_id,
-                                                       check_format=False)))
-    bp.add_url_rule("/collections/<collection_id>/items/<item_id>", "item",
-                    lambda collection_id, item_id: _geojson(run(itemtypes_api.get_collection_item,
-                                                                collection_id, item_id)))
+    def published(collection_id: str):
+        """Our provider reads `cursor` and `asOf` and writes its next/prev links from the request as
+        sent, which pygeoapi does not hand it (gis_core/paging.py)."""
+        return paging.items_request(f"{apis[ANONYMOUS].get_collections_url()}/{collection_id}/items",
+                                    request.args.items(multi=True))
+
+    @bp.route("/collections/<collection_id>/items")
+    def items(collection_id: str) -> Response:
+        with published(collection_id):
+            return _geojson(run(itemtypes_api.get_collection_items, collection_id, check_format=False))
+
+    @bp.route("/collections/<collection_id>/items/<item_id>")
+    def item(collection_id: str, item_id: str) -> Response:
+        with published(collection_id):
+            return _geojson(run(itemtypes_api.get_collection_item, collection_id, item_id))
     bp.add_url_rule("/collections/<collection_id>/tiles", "tilesets",
                     lambda collection_id: run(tiles_api.get_collection_tiles, collection_id))
     bp.add_url_rule("/collections/<collection_id>/tiles/<tms>", "tileset",
