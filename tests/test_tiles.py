@@ -110,3 +110,28 @@ def test_combined_basemap_tile(server):
 @pytest.mark.parametrize("path", ["tiles/WebMercatorQuad/30/0/0", "tiles/WebMercatorQuad/2/-1/0"])
 def test_bad_basemap_tiles(server, path):
     assert fetch(f"{server}/ogc/{path}")[0] == 404
+
+
+def test_aggregated_counts_follow_a_data_change(server, demo_url):
+    """Overview cells are counted from points held in the server's memory: a moved point must
+    leave the tile's counts at once (the layer's data version changed)."""
+    x, y = tile_index(*LAO_CAI, 6)
+    url = f"{server}/ogc/collections/incidents/tiles/WebMercatorQuad/6/{y}/{x}"
+
+    def total() -> int:
+        status, _, body = fetch(url)
+        assert status == 200
+        return sum(f["properties"]["count"] for f in mapbox_vector_tile.decode(body)["incidents"]["features"])
+
+    before = total()
+    with psycopg.connect(demo_url, autocommit=True) as conn:
+        moved, geom = conn.execute(
+            "SELECT id, geom FROM incidents WHERE ST_Intersects(geom, ST_Transform(ST_TileEnvelope(6, %s, %s), 4326))"
+            " ORDER BY id LIMIT 1", (x, y)).fetchone()
+        conn.execute("UPDATE incidents SET geom = ST_SetSRID(ST_MakePoint(106.70, 10.78), 4326) WHERE id = %s",
+                     (moved,))
+        try:
+            assert total() == before - 1
+        finally:
+            conn.execute("UPDATE incidents SET geom = %s WHERE id = %s", (geom, moved))
+    assert total() == before
