@@ -8,6 +8,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
 
+import psycopg
 import pygeoapi
 import pygeoapi.api as core_api
 import pygeoapi.api.coverages as coverages_api
@@ -15,13 +16,16 @@ import pygeoapi.api.itemtypes as itemtypes_api
 import pygeoapi.api.processes as processes_api
 import pygeoapi.api.tiles as tiles_api
 from flask import Blueprint, Response, make_response, request, send_from_directory
+from psycopg_pool import PoolTimeout
 from pygeoapi.api import API, APIRequest, apply_gzip
 from pygeoapi.openapi import get_oas
 from pygeoapi.provider.base import ProviderConnectionError
 from pygeoapi.provider.tile import ProviderTileNotFoundError
 from werkzeug.datastructures import Headers
 
-from gis_core import ogc_config, tiles
+from gis_core import hillshade, ogc_config, tiles
+from gis_core.errors import DatabaseUnavailable
+from gis_core.ogc_provider import connection
 from gis_core.registry import Registry
 from gis_core.settings import Settings
 
@@ -61,6 +65,7 @@ def local_refs(document, schemas_url: str):
 
 def blueprint(settings: Settings) -> Blueprint:
     config = ogc_config.load(settings.pygeoapi_config, settings)
+    config["server"]["locale_dir"] = str(ogc_html.compiled_catalogs(settings.var_dir / "locale"))
     api = API(config, local_refs(get_oas(config), config["server"]["url"].rstrip("/") + "/schemas/"))
     # pygeoapi's HTML pages link their own CSS and images under /ogc/static.
     bp = Blueprint("ogc", __name__, static_folder=Path(pygeoapi.__file__).parent / "static",
@@ -161,6 +166,18 @@ def blueprint(settings: Settings) -> Blueprint:
         response = make_response(content, 200 if content else 204)
         response.headers["Content-Type"] = "application/vnd.mapbox-vector-tile"
         return _cacheable(response)
+
+    @bp.route("/relief/<int:z>/<int:x>/<int:y>.png")
+    def relief_tile(z: int, x: int, y: int) -> Response:
+        """The base map of pygeoapi's pages (server.map.url): the DEM's relief as XYZ PNG tiles."""
+        try:
+            with connection(data_url) as conn:
+                path, _footprint = hillshade.dem_source(conn)
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise DatabaseUnavailable("Không kết nối được cơ sở dữ liệu.", "The database cannot be reached.") from exc
+        # A tile outside the grid or no DEM: NotFound, a bilingual 404 by the app's error handler.
+        png = hillshade.relief_tile(path, z, x, y)
+        return _cacheable(make_response(png, 200, {"Content-Type": "image/png"}))
 
     return bp
 
