@@ -89,6 +89,7 @@ class Result:
     p99_ms: float
     requests: int
     bad: int
+    largest: int = 0                     # bytes of the largest answer checked (tiles)
 
 
 # -- data ----------------------------------------------------------------------------------------
@@ -346,7 +347,8 @@ def once_each(base: str, paths: list[str], check) -> Result:
         check(body, path)
     times = sorted(elapsed for elapsed, _body in answers)
     return Result(rate=len(paths) / wall, p50_ms=statistics.median(times) * 1000,
-                  p99_ms=times[min(len(times) - 1, int(len(times) * 0.99))] * 1000, requests=len(paths), bad=0)
+                  p99_ms=times[min(len(times) - 1, int(len(times) * 0.99))] * 1000, requests=len(paths), bad=0,
+                  largest=max(len(body) for _elapsed, body in answers))
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -408,10 +410,10 @@ def report(todo: list[Query], results: dict[tuple[str, str], Result]) -> None:
         stock_figure, tipg = ISSUE[q.name]
         if q.cold:
             cold, cached = results[(q.name, "cold")], results[(q.name, "ours")]
-            met = cold.rate >= RATE_GOALS[q.name]
+            met = cold.rate >= RATE_GOALS[q.name] and cold.largest < MAX_TILE
             print(f"{label + ' (cold)':<30} {cold.rate:10.1f} {cold.p50_ms:8.1f} {cold.p99_ms:8.1f} {'-':>11} {'-':>8}"
                   f" {'-':>8} {'-':>10}  {stock_figure or 'failed'} / {tipg}  >= {RATE_GOALS[q.name]} req/s, "
-                  f"< 500 KB: {'met' if met else 'NOT met'}")
+                  f"< 500 KB (largest {cold.largest / 1024:.0f} KB): {'met' if met else 'NOT met'}")
             print(f"{label + ' (cached)':<30} {cached.rate:10.1f} {cached.p50_ms:8.1f} {cached.p99_ms:8.1f}"
                   f" {'-':>11} {'-':>8} {'-':>8} {'-':>10}")
             failed += (not met) + (cached.bad > 0)
