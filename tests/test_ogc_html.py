@@ -115,6 +115,8 @@ def test_html_pages_speak_vietnamese_and_english(server, query, headers, languag
         assert "Các tập dữ liệu của dịch vụ này" not in html
     _, items = page(f"{server}/ogc/collections/schools/items?f=html&{query}", headers)
     assert ("Các đối tượng trong tập dữ liệu này" in items) == (language == "vi")
+    # The menu links the same page in both languages, keeping the rest of the query.
+    assert 'href="?f=html&amp;lang=vi">Tiếng Việt</a>' in items and 'href="?f=html&amp;lang=en">English</a>' in items
 
 
 def relief_alpha(server: str, z: int, x: int, y: int):

@@ -91,7 +91,8 @@ def blueprint(settings: Settings) -> Blueprint:
     @bp.after_request
     def _closed_network(response: Response) -> Response:
         if response.mimetype == "text/html" and not response.direct_passthrough:
-            response.set_data(ogc_html.localise(response.get_data(as_text=True), origin))
+            html = ogc_html.localise(response.get_data(as_text=True), origin)
+            response.set_data(ogc_html.language_menu(html, list(request.args.items(multi=True))))
         return response
 
     bp.add_url_rule("/", "landing", lambda: run(core_api.landing_page))

@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import os
 import re
+from html import escape
 from pathlib import Path
+from urllib.parse import urlencode
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
 LOCALE_SOURCE = Path(__file__).parent / "locale"
+# The languages offered in each page's menu: `lang` value -> its own name.
+LANGUAGES = {"vi": "Tiếng Việt", "en": "English"}
+NAV = '<ul class="nav nav-pills">'
 
 # CDN URL prefix -> our /vendor path prefix (package versions pinned in package.json).
 LOCAL: dict[str, str] = {
@@ -67,3 +72,14 @@ def compiled_catalogs(target: Path) -> Path:
             write_mo(out, catalog)
         os.replace(partial, mo)
     return target
+
+
+def language_menu(html: str, args: list[tuple[str, str]]) -> str:
+    """A link to the same page in each language, first in the page's menu (pygeoapi has none);
+    `args` is the request's query string, whose `lang` is replaced."""
+    kept = [(key, value) for key, value in args if key != "lang"]
+    items = "".join(
+        f'<li class="nav-item"><a class="nav-link" hreflang="{code}" lang="{code}" '
+        f'href="?{escape(urlencode([*kept, ("lang", code)]))}">{name}</a></li>'
+        for code, name in LANGUAGES.items())
+    return html.replace(NAV, NAV + items, 1)
