@@ -4,9 +4,12 @@
 - Dense point layers are aggregated below their `cluster_below` zoom: points are snapped to a grid
   of 1/64 of the tile and each cell becomes one point with a `count`, so a tile of a million
   incidents stays a few tens of kilobytes. The cells are counted in process from the layer's
-  points held as two sorted arrays (`PointSet`, reloaded when the layer's data version changes):
-  in PostGIS, an overview tile over 100,000 points reads as many scattered heap rows (~0.5 s);
-  from the arrays it is a few milliseconds, and PostGIS only encodes the cells.
+  points held as two sorted arrays (`PointSet`): in PostGIS, an overview tile over 100,000 points
+  reads as many scattered heap rows (~0.5 s); from the arrays it takes a few milliseconds, and
+  PostGIS only encodes the cells. The arrays are used only at the data version they were loaded
+  at; while they are missing or stale, PostGIS counts the cells itself (exact, slower) and the
+  arrays are reloaded in the background, at most every RELOAD_EVERY seconds, so a layer written
+  every few seconds does not reload a million points on each write.
 - Tiles are cached in process, keyed by the layer's data version (`layer_versions`, bumped by a
   trigger on every write), so a change to the data is seen at once and nothing else is recomputed.
 """
@@ -14,8 +17,10 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -29,6 +34,8 @@ from pygeoapi.provider.tile import ProviderTileNotFoundError
 
 from . import features_sql as fsql
 from .ogc_provider import DatabaseUnavailableError, catalog_for, connection, plain_url
+
+LOGGER = logging.getLogger(__name__)
 
 EXTENT = 4096
 BUFFER = 64
@@ -53,6 +60,25 @@ SELECT coalesce(ST_AsMVT(t, %(layer)s, {extent}, 'geom', {feature_id}), '') FROM
   FROM s, b
 ) t WHERE t.geom IS NOT NULL"""
 
+# The same cells counted by PostGIS, while the layer's PointSet is missing or stale: points snapped
+# in degrees to cells of 1/GRID of the tile's width, one reprojection per cell.
+CLUSTERED = """
+WITH b AS (
+  SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS env,
+         ST_Transform(ST_TileEnvelope(%(z)s, %(x)s, %(y)s), {srid}) AS env_storage,
+         360.0 / (2 ^ %(z)s) / {grid} AS cell
+), cells AS (
+  SELECT avg(ST_X(s.{geom})) AS lon, avg(ST_Y(s.{geom})) AS lat, count(*)::int AS count
+  FROM {table} s, b
+  WHERE s.{geom} && b.env_storage
+  GROUP BY floor(ST_X(s.{geom}) / b.cell), floor(ST_Y(s.{geom}) / b.cell)
+)
+SELECT coalesce(ST_AsMVT(t, %(layer)s, {extent}, 'geom'), '') FROM (
+  SELECT ST_AsMVTGeom(ST_Transform(ST_SetSRID(ST_MakePoint(lon, lat), {srid}), 3857), b.env, {extent}, 0, true)
+           AS geom, count
+  FROM cells, b
+) t WHERE t.geom IS NOT NULL"""
+
 # The cells of an aggregated tile, counted and placed on the tile's pixel grid by PointSet: PostGIS
 # only encodes them (reprojecting 4,000 cells one by one in PostGIS took ~100 ms).
 CELLS = """
@@ -67,6 +93,7 @@ POINTS = """COPY (SELECT ST_X(g), ST_Y(g) FROM (SELECT ST_Transform({geom}, 4326
 # A binary COPY row of two float8 columns: field count, then (length, value) per field.
 COPY_ROW = np.dtype([("n", ">i2"), ("xl", ">i4"), ("x", ">f8"), ("yl", ">i4"), ("y", ">f8")])
 COPY_HEADER, COPY_TRAILER = 19, 2
+RELOAD_EVERY = 30.0       # seconds between two loads of one layer's points, per process
 
 VERSION = "SELECT coalesce((SELECT version FROM layer_versions WHERE table_name = %s), 0)"
 
@@ -96,40 +123,53 @@ def tile_sql(layer: TileLayer) -> sql.Composable:
 
 
 class PointSet:
-    """A point layer's coordinates in degrees, sorted by longitude, for counting cells in process.
-
-    Held per process and layer, reloaded (one binary COPY: about a second and 16 MB per million
-    points) when the layer's data version is not the one loaded, so counts are never stale."""
+    """Point layers' coordinates in degrees, sorted by longitude, for counting cells in process:
+    per process and layer, each with the data version it was read at (a binary COPY: about a
+    second and 16 MB per million points)."""
 
     def __init__(self) -> None:
         self._loaded: dict[tuple, tuple[int, np.ndarray, np.ndarray]] = {}
+        self._started: dict[tuple, float] = {}
         self._lock = threading.Lock()
 
-    def points(self, conn: psycopg.Connection, url: str, layer: TileLayer, version: int):
+    def points(self, url: str, layer: TileLayer, version: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The layer's points at `version`, or None when they are not loaded at that version (a
+        background load is then started, unless one started less than RELOAD_EVERY seconds ago)."""
         key = (url, layer.name)
         found = self._loaded.get(key)
-        if found is None or found[0] != version:
-            with self._lock:   # one load at a time; the others wait for it rather than repeat it
-                found = self._loaded.get(key)
-                if found is None or found[0] != version:
-                    found = self._loaded[key] = (version, *self._load(conn, layer))
-        return found[1], found[2]
+        if found is not None and found[0] == version:
+            return found[1], found[2]
+        with self._lock:
+            started = self._started.get(key)
+            if started is None or time.monotonic() - started > RELOAD_EVERY:
+                self._started[key] = time.monotonic()
+                threading.Thread(target=self.load, args=(url, layer), daemon=True,
+                                 name=f"points-{layer.name}").start()
+        return None
 
-    @staticmethod
-    def _load(conn: psycopg.Connection, layer: TileLayer) -> tuple[np.ndarray, np.ndarray]:
+    def load(self, url: str, layer: TileLayer) -> None:
         copy_sql = sql.SQL(POINTS).format(geom=sql.Identifier(layer.catalog.geometry),
                                           table=sql.Identifier(layer.catalog.table))
-        with conn.cursor() as cur, cur.copy(copy_sql) as copy:
-            data = b"".join(bytes(block) for block in copy)
+        try:
+            with connection(url) as conn:
+                # The version first: data newer than it only makes the copy look stale, never fresh.
+                version = conn.execute(VERSION, (layer.version_table,)).fetchone()[0]
+                with conn.cursor() as cur, cur.copy(copy_sql) as copy:
+                    data = b"".join(bytes(block) for block in copy)
+        except (PoolTimeout, psycopg.Error):
+            LOGGER.exception("points of %s not loaded; PostGIS counts its overview tiles", layer.name)
+            return
         rows = np.frombuffer(data[COPY_HEADER:len(data) - COPY_TRAILER], dtype=COPY_ROW)
         order = np.argsort(rows["x"], kind="stable")
-        return rows["x"][order].astype(np.float64), rows["y"][order].astype(np.float64)
+        self._loaded[(url, layer.name)] = (version, rows["x"][order].astype(np.float64),
+                                           rows["y"][order].astype(np.float64))
 
-    def cells(self, conn: psycopg.Connection, url: str, layer: TileLayer, version: int,
-              z: int, x: int, y: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The tile's points grouped by cells of 1/GRID of the tile's width (in degrees): each
-        cell's mean position in tile pixels, and its count. The edges are inclusive, as `&&` is."""
-        xs, ys = self.points(conn, url, layer, version)
+    @staticmethod
+    def cells(points: tuple[np.ndarray, np.ndarray], z: int, x: int, y: int) -> tuple[np.ndarray, ...]:
+        """A tile's points grouped by cells of 1/GRID of the tile's width (in degrees), as CLUSTERED
+        groups them: each cell's mean position in tile pixels, and its count. The tile's edges are
+        inclusive, as `&&` is."""
+        xs, ys = points
         west, south, east, north = tile_bounds(z, x, y)
         band = slice(np.searchsorted(xs, west, side="left"), np.searchsorted(xs, east, side="right"))
         px, py = xs[band], ys[band]
@@ -222,18 +262,29 @@ def render(url: str, layers: list[TileLayer], z: int, x: int, y: int) -> bytes:
 
 
 def _make(conn: psycopg.Connection, url: str, layer: TileLayer, version: int, z: int, x: int, y: int) -> bytes:
-    params = {"z": z, "x": x, "y": y, "layer": layer.name}
     if z < layer.cluster_below:
-        px, py, count = POINT_SETS.cells(conn, url, layer, version, z, x, y)
-        if not len(count):
-            return b""
-        query = sql.SQL(CELLS).format(extent=sql.Literal(EXTENT))
-        # The arrays go as array literals made in C: psycopg adapting thousands of Python ints one
-        # by one cost more than the whole tile.
-        arrays = {name: "{" + ",".join(map(str, values.tolist())) + "}"
-                  for name, values in (("px", px), ("py", py), ("count", count))}
-        return bytes(conn.execute(query, {**params, **arrays}).fetchone()[0])
-    return bytes(conn.execute(tile_sql(layer), {**params, "margin": BUFFER / EXTENT}).fetchone()[0])
+        return overview_tile(conn, layer, z, x, y, POINT_SETS.points(url, layer, version))
+    params = {"z": z, "x": x, "y": y, "layer": layer.name, "margin": BUFFER / EXTENT}
+    return bytes(conn.execute(tile_sql(layer), params).fetchone()[0])
+
+
+def overview_tile(conn: psycopg.Connection, layer: TileLayer, z: int, x: int, y: int,
+                  points: tuple[np.ndarray, np.ndarray] | None) -> bytes:
+    """An aggregated tile: cells counted from `points` in memory, or by PostGIS when None."""
+    params = {"z": z, "x": x, "y": y, "layer": layer.name}
+    if points is None:
+        clustered = sql.SQL(CLUSTERED).format(
+            srid=sql.Literal(layer.catalog.srid), extent=sql.Literal(EXTENT), grid=sql.Literal(GRID),
+            geom=sql.Identifier(layer.catalog.geometry), table=sql.Identifier(layer.catalog.table))
+        return bytes(conn.execute(clustered, params).fetchone()[0])
+    px, py, count = PointSet.cells(points, z, x, y)
+    if not len(count):
+        return b""
+    # The arrays go as array literals made in C: psycopg adapting thousands of Python ints one by
+    # one cost more than the whole tile.
+    arrays = {name: "{" + ",".join(map(str, values.tolist())) + "}"
+              for name, values in (("px", px), ("py", py), ("count", count))}
+    return bytes(conn.execute(sql.SQL(CELLS).format(extent=sql.Literal(EXTENT)), {**params, **arrays}).fetchone()[0])
 
 
 def tile_layer(url: str, provider_def: dict, name: str) -> TileLayer:
