@@ -156,8 +156,8 @@ class PointSet:
                 version = conn.execute(VERSION, (layer.version_table,)).fetchone()[0]
                 with conn.cursor() as cur, cur.copy(copy_sql) as copy:
                     data = b"".join(bytes(block) for block in copy)
-        except (PoolTimeout, psycopg.Error):
-            LOGGER.exception("points of %s not loaded; PostGIS counts its overview tiles", layer.name)
+        except (PoolTimeout, psycopg.Error) as exc:
+            LOGGER.warning("points of %s not loaded (%s); PostGIS counts its overview tiles", layer.name, exc)
             return
         rows = np.frombuffer(data[COPY_HEADER:len(data) - COPY_TRAILER], dtype=COPY_ROW)
         order = np.argsort(rows["x"], kind="stable")
