@@ -63,6 +63,21 @@ def local_refs(document, schemas_url: str):
     return document
 
 
+_pygeoapi_transform_bbox = itemtypes_api.transform_bbox
+
+
+def _transform_bbox(bbox: list, from_crs, to_crs, always_xy: bool = False) -> list:
+    """pygeoapi reprojects every items request's bbox, even from CRS84 to the CRS84 our layers are
+    stored in, and pyproj's to_epsg() lookup in that costs ~40 ms a request: a bbox already in the
+    storage CRS is kept as it is."""
+    if from_crs == to_crs:
+        return bbox
+    return _pygeoapi_transform_bbox(bbox, from_crs, to_crs, always_xy)
+
+
+itemtypes_api.transform_bbox = _transform_bbox
+
+
 def blueprint(settings: Settings) -> Blueprint:
     config = ogc_config.load(settings.pygeoapi_config, settings)
     config["server"]["locale_dir"] = str(ogc_html.compiled_catalogs(settings.var_dir / "locale"))
