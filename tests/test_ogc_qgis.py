@@ -43,8 +43,9 @@ def open_in_qgis(base: str, layer: str, tmp_path) -> dict:
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_RUNTIME_DIR": str(tmp_path),
            "HOME": str(tmp_path)}   # QGIS writes its profile under HOME: keep it out of the real one
     env.pop("PYTHONPATH", None)
-    done = subprocess.run(["/usr/bin/python3", "-X", "faulthandler", "-c", QGIS_SCRIPT, base, layer], capture_output=True, text=True,
-                          timeout=240, env=env, cwd=tmp_path, check=False)
+    # faulthandler: if QGIS crashes, stderr says where.
+    done = subprocess.run(["/usr/bin/python3", "-X", "faulthandler", "-c", QGIS_SCRIPT, base, layer],
+                          capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("QGIS ")]
     assert done.returncode == 0 and lines, (done.returncode, done.stdout[-2000:], done.stderr[-2000:])
     return json.loads(lines[-1].removeprefix("QGIS "))
