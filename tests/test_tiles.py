@@ -114,8 +114,8 @@ def test_bad_basemap_tiles(server, path):
 
 
 def test_aggregated_counts_follow_a_data_change(server, demo_url):
-    """Overview cells are counted from points held in the server's memory: a moved point must
-    leave the tile's counts at once (the layer's data version changed)."""
+    """Overview cells come from points held in the server's memory, but only at the data version
+    they were read at: a moved point must leave the tile's counts at once."""
     x, y = tile_index(*LAO_CAI, 6)
     url = f"{server}/ogc/collections/incidents/tiles/WebMercatorQuad/6/{y}/{x}"
 
