@@ -55,8 +55,9 @@ from gis_core.zoning import check_permits  # noqa: E402
 
 BENCH_DB = "iocgis_bench_zoning"
 
-# Zone types drawn for the bench, with limits as (height, floors, coverage, setback) and uses.
-SETUP = [
+# The zones alone, with the bench's province and commune; bench/ogc_load.py tops a demo database
+# up with them. Zone types drawn, with limits as (height, floors, coverage, setback) and uses.
+ZONES = [
     """INSERT INTO admin_units (code, parent_code, level, kind, name, full_name, name_unaccent, valid_from, source,
                                 geom)
        VALUES ('99', NULL, 'province', 'Tỉnh', 'Bench', 'Tỉnh Bench', 'bench', '2020-01-01', 'bench',
@@ -93,6 +94,9 @@ SETUP = [
                                                             21.90 + %(ny)s * %(step)s, 4326)))
        FROM (SELECT g, row_number() OVER () AS n, floor(random() * 6)::int AS k FROM bench_cells) c
        JOIN bench_types t ON t.k = c.k""",
+]
+SETUP = [
+    *ZONES,
     # Overlays: hazard discs (half to review, a quarter forbidden, a quarter capped at 2 floors / 8 m)
     # and river corridors along a few diagonal lines.
     """INSERT INTO zoning_overlays (code, kind, name_vi, name_en, effect, max_height_m, max_floors, hazard_class,

@@ -139,9 +139,9 @@ def build(registry: Registry) -> dict:
             "limits": {"default_items": 100, "max_items": 10000, "on_exceed": "throttle"},
             "map": {
                 # pygeoapi's HTML pages draw a small map; it must not reach the internet, so the
-                # tiles come from our own server (the offline base map).
-                "url": "${IOCGIS_PUBLIC_URL:-http://127.0.0.1:8080}/tiles/base/{z}/{x}/{y}.png",
-                "attribution": "IOC-GIS",
+                # tiles come from our own server: the relief drawn from the DEM (webmap/ogc.py).
+                "url": "${IOCGIS_PUBLIC_URL:-http://127.0.0.1:8080}/ogc/relief/{z}/{x}/{y}.png",
+                "attribution": "IOC-GIS: địa hình từ DEM / relief from the DEM",
             },
         },
         "logging": {"level": "ERROR"},

@@ -9,10 +9,11 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 die() { printf '\033[1;31m[setup] %s\033[0m\n' "$*" >&2; exit 1; }
 
 # --- Debian packages --------------------------------------------------------------------------
-# PostgreSQL 15 + PostGIS 3 (managed cluster), GDAL (ogrinfo/ogr2ogr in tests), Chromium
-# (page tests), fonts with Vietnamese glyphs, Node.js/npm (web assets).
-DEB_PACKAGES=(postgresql-15 postgresql-15-postgis-3 postgresql-client-15 gdal-bin chromium
-              fonts-noto-core nodejs npm)
+# PostgreSQL 15 + PostGIS 3 (managed cluster), GDAL (ogrinfo/ogr2ogr in tests), QGIS's Python
+# bindings (a test opens layers with QGIS), Chromium (page tests), fonts with Vietnamese glyphs,
+# Node.js/npm (web assets), wrk (the load generator of `make bench`).
+DEB_PACKAGES=(postgresql-15 postgresql-15-postgis-3 postgresql-client-15 gdal-bin python3-qgis chromium
+              fonts-noto-core nodejs npm wrk)
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
 
+import psycopg
 import pygeoapi
 import pygeoapi.api as core_api
 import pygeoapi.api.coverages as coverages_api
@@ -22,6 +23,7 @@ import pygeoapi.api.itemtypes as itemtypes_api
 import pygeoapi.api.processes as processes_api
 import pygeoapi.api.tiles as tiles_api
 from flask import Blueprint, Response, g, make_response, request, send_from_directory
+from psycopg_pool import PoolTimeout
 from pygeoapi.api import API, APIRequest, apply_gzip
 from pygeoapi.openapi import get_oas
 from pygeoapi.plugin import load_plugin
@@ -30,10 +32,11 @@ from pygeoapi.provider.base import ProviderConnectionError, ProviderGenericError
 from pygeoapi.provider.tile import ProviderTileNotFoundError
 from werkzeug.datastructures import Headers
 
-from gis_core import features_write, ogc_config, paging, tiles
+from gis_core import features_write, hillshade, ogc_config, paging, tiles
 from gis_core.auth import rules
 from gis_core.auth.rules import ANONYMOUS
-from gis_core.errors import Forbidden, Unauthorized
+from gis_core.errors import DatabaseUnavailable, Forbidden, Unauthorized
+from gis_core.ogc_provider import connection
 from gis_core.registry import Registry
 from gis_core.settings import Settings
 
@@ -86,8 +89,24 @@ def with_vendor_parameters(document: dict) -> dict:
     return document
 
 
+_pygeoapi_transform_bbox = itemtypes_api.transform_bbox
+
+
+def _transform_bbox(bbox: list, from_crs, to_crs, always_xy: bool = False) -> list:
+    """pygeoapi reprojects every items request's bbox, even from CRS84 to the CRS84 our layers are
+    stored in, and pyproj's to_epsg() lookup in that costs ~40 ms a request: a bbox already in the
+    storage CRS is kept as it is."""
+    if from_crs == to_crs:
+        return bbox
+    return _pygeoapi_transform_bbox(bbox, from_crs, to_crs, always_xy)
+
+
+itemtypes_api.transform_bbox = _transform_bbox
+
+
 def blueprint(settings: Settings) -> Blueprint:
     config = ogc_config.load(settings.pygeoapi_config, settings)
+    config["server"]["locale_dir"] = str(ogc_html.compiled_catalogs(settings.var_dir / "locale"))
     registry = Registry.load(settings.layers_dir)
     schemas_url = config["server"]["url"].rstrip("/") + "/schemas/"
     apis = {ANONYMOUS: API(config, with_vendor_parameters(local_refs(get_oas(config), schemas_url)))}
@@ -141,7 +160,8 @@ def blueprint(settings: Settings) -> Blueprint:
     @bp.after_request
     def _closed_network(response: Response) -> Response:
         if response.mimetype == "text/html" and not response.direct_passthrough:
-            response.set_data(ogc_html.localise(response.get_data(as_text=True), origin))
+            html = ogc_html.localise(response.get_data(as_text=True), origin)
+            response.set_data(ogc_html.language_menu(html, list(request.args.items(multi=True))))
         return response
 
     @bp.after_request
@@ -267,6 +287,18 @@ def blueprint(settings: Settings) -> Blueprint:
         response = make_response(content, 200 if content else 204)
         response.headers["Content-Type"] = "application/vnd.mapbox-vector-tile"
         return _cacheable(response)
+
+    @bp.route("/relief/<int:z>/<int:x>/<int:y>.png")
+    def relief_tile(z: int, x: int, y: int) -> Response:
+        """The base map of pygeoapi's pages (server.map.url): the DEM's relief as XYZ PNG tiles."""
+        try:
+            with connection(data_url) as conn:
+                path, _footprint = hillshade.dem_source(conn)
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise DatabaseUnavailable("Không kết nối được cơ sở dữ liệu.", "The database cannot be reached.") from exc
+        # A tile outside the grid or no DEM: NotFound, a bilingual 404 by the app's error handler.
+        png = hillshade.relief_tile(path, z, x, y)
+        return _cacheable(make_response(png, 200, {"Content-Type": "image/png"}))
 
     return bp
 
