@@ -486,6 +486,8 @@ def _load(conn: psycopg.Connection, prep: Prepared, source: Source, run_id: int 
             cur.execute("SELECT set_config('iocgis.etl_run', %s, true)", (str(run_id),))
         # Compiling each big statement costs more than it saves on these simple row-by-row plans.
         cur.execute("SET LOCAL jit = off")
+        # The upsert sorts and hashes the whole staging table: in memory rather than in temp files.
+        cur.execute("SET LOCAL work_mem = '256MB'")
         hints = interior_communes(cur, checked.geoms) if assign else None
         if progress is not None:
             with progress(n) as advance:
