@@ -26,6 +26,7 @@ import numpy as np
 import psycopg
 import shapely
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from gis_core.registry import Registry
 
@@ -43,7 +44,7 @@ HINT = "etl_commune_hint"        # staging column: the commune found for an inte
 APPLICATION = "iocgis-etl"
 
 START_RUN = """
-INSERT INTO etl_runs (source, layer, checksum, status) VALUES (%s, %s, %s, 'running') RETURNING id
+INSERT INTO etl_runs (source, layer, checksum, status, request) VALUES (%s, %s, %s, 'running', %s) RETURNING id
 """
 # Runs left 'running' by a process that died: nobody holds the layer's lock, so they are over.
 MARK_STALE = """
@@ -55,8 +56,8 @@ FAIL_RUN = """
 UPDATE etl_runs SET status = 'failed', ended_at = greatest(now(), started_at), message = %s WHERE id = %s
 """
 REFUSED_RUN = """
-INSERT INTO etl_runs (source, layer, checksum, status, ended_at, n_read, message)
-VALUES (%s, %s, %s, 'failed', now(), %s, %s) RETURNING id
+INSERT INTO etl_runs (source, layer, checksum, status, ended_at, n_read, message, request)
+VALUES (%s, %s, %s, 'failed', now(), %s, %s, %s) RETURNING id
 """
 FINISH_RUN = """
 UPDATE etl_runs SET status = %(status)s, ended_at = clock_timestamp(), n_read = %(read)s,
@@ -450,13 +451,15 @@ def run_source(url: str, registry: Registry, source: Source, *, path: Path | Non
         except EtlError as exc:
             if not dry_run:
                 conn.execute(REFUSED_RUN, (source.name, source.layer, data.checksum if data else None,
-                                           len(data) if data else 0, f"{exc.message_vi}\n{exc.message_en}"))
+                                           len(data) if data else 0, f"{exc.message_vi}\n{exc.message_en}",
+                                           Jsonb(source.request) if source.request else None))
             raise
         _lock(conn, table)
         try:
             run_id = None
             if not dry_run:
-                run_id = conn.execute(START_RUN, (source.name, source.layer, data.checksum)).fetchone()[0]
+                request = Jsonb(source.request) if source.request else None
+                run_id = conn.execute(START_RUN, (source.name, source.layer, data.checksum, request)).fetchone()[0]
                 conn.execute(MARK_STALE, (source.layer, run_id))
             try:
                 result = _load(conn, prep, source, run_id, dry_run, progress)

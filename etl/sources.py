@@ -104,6 +104,21 @@ class Source:
     rest: dict = field(default_factory=dict)
     pattern: str = "*"
     tag: str | None = None
+    adhoc_load: bool = False          # made by `iocgis etl load`, not declared in a file
+
+    @property
+    def request(self) -> dict | None:
+        """What an ad-hoc load was asked to do, kept with its run so that it can be made again."""
+        if not self.adhoc_load:
+            return None
+        return {"layer": self.layer, "path": str(Path(self.path).resolve()), "crs": self.crs,
+                "snapshot": self.mode == "snapshot", "tag": self.tag, "encoding": self.encoding}
+
+    @classmethod
+    def from_request(cls, request: dict) -> Source:
+        return cls.adhoc(request["layer"], Path(request["path"]), crs=request.get("crs"),
+                         snapshot=bool(request.get("snapshot")), tag=request.get("tag"),
+                         encoding=request.get("encoding"))
 
     @property
     def provenance(self) -> str:
@@ -116,7 +131,7 @@ class Source:
         """`iocgis etl load LAYER FILE`: columns named as the table's, the table's key."""
         return cls(name=f"load:{layer}", layer=layer, kind="file", path=Path(path), crs=crs,
                    mode="snapshot" if snapshot else "upsert", tag=tag or f"etl:{layer}",
-                   encoding=check_encoding(encoding))
+                   encoding=check_encoding(encoding), adhoc_load=True)
 
 
 def check_encoding(encoding: str | None) -> str | None:
