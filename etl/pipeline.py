@@ -489,7 +489,11 @@ def _load(conn: psycopg.Connection, prep: Prepared, source: Source, run_id: int 
             cur.execute("SELECT set_config('iocgis.etl_run', %s, true)", (str(run_id),))
         # Compiling each big statement costs more than it saves on these simple row-by-row plans.
         cur.execute("SET LOCAL jit = off")
-        # The upsert sorts and hashes the whole staging table: in memory rather than in temp files.
+        # The staging tables live in this session's own buffers (8 MB by default, settable before
+        # the session's first temporary table): room for all of them, so that the passes over a
+        # million staged rows do not write them out and read them back each time. The upsert sorts
+        # and hashes the whole staging table: in memory rather than in temp files.
+        cur.execute("SELECT set_config('temp_buffers', %s, true)", (f"{min(2048, 8 + n // 2000)}MB",))
         cur.execute("SET LOCAL work_mem = '256MB'")
         hints = interior_communes(cur, checked.geoms) if assign else None
         if progress is not None:
