@@ -70,21 +70,34 @@ def missing(v) -> bool:
 
 SEP = "\x00"                           # cannot occur in text PostgreSQL stores
 _MARKS = re.compile("[\u0300-\u036f]")  # the combining diacritical marks Vietnamese uses (and more)
+_OTHER = re.compile("[^\x00-\x7f\u0300-\u036f]")
+# What str.split() would change in ASCII text: runs of spaces, spaces at either end, other spaces.
+_UNTIDY = ("  ", SEP + " ", " " + SEP, "\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
 
 
 def unaccent_column(values: list) -> list:
     """unaccent over a whole column in a few C calls on all the texts joined (NFD, marks removed,
-    lower case) rather than one Python call per name; then each text's spaces normalised. A text
-    that does not come out ASCII (a mark outside the common block, another script) goes through
-    unaccent alone, so the result is always unaccent's."""
+    lower case, spaces) rather than one Python call per name. Text with anything but ASCII and
+    marks (another script, a space other than ASCII's) or with spaces to tidy goes one text at a
+    time, and a text that still does not come out ASCII through unaccent alone: the result is
+    always unaccent's."""
     present = [v for v in values if v is not None]
     joined = SEP.join(present)
     if not present or joined.count(SEP) != len(present) - 1:    # a text holding the separator itself
         return [None if v is None else unaccent(v) for v in values]
-    plain = _MARKS.sub("", unicodedata.normalize("NFD", joined.replace("đ", "d").replace("Đ", "D")))
-    plain = plain.lower().split(SEP)
-    done = iter([" ".join(p.split()) if p.isascii() else unaccent(v) for p, v in zip(plain, present, strict=True)])
-    return [None if v is None else next(done) for v in values]
+    decomposed = unicodedata.normalize("NFD", joined.replace("đ", "d").replace("Đ", "D"))
+    if _OTHER.search(decomposed):
+        plain = _MARKS.sub("", decomposed).lower().split(SEP)
+        done = [" ".join(p.split()) if p.isascii() else unaccent(v) for p, v in zip(plain, present, strict=True)]
+    else:
+        plain = decomposed.encode("ascii", "ignore").decode("ascii").lower()
+        done = plain.split(SEP)
+        if plain.startswith(" ") or plain.endswith(" ") or any(u in plain for u in _UNTIDY):
+            done = [" ".join(p.split()) for p in done]
+    if len(present) == len(values):
+        return done
+    rest = iter(done)
+    return [None if v is None else next(rest) for v in values]
 
 
 # -- CRS -------------------------------------------------------------------------------------------

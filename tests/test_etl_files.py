@@ -491,3 +491,7 @@ def test_column_unaccent_agrees_with_the_one_value_form():
              "x\u00a0y", "ﬁne", None, "Trường Tiểu học Kim Tân", "Ελλάς", "e\u20dd"]
     assert unaccent_column(names) == [unaccent(n) if n is not None else None for n in names]
     assert unaccent_column(["a\x00b", None]) == ["a\x00b", None]
+    # Vietnamese only (the one-pass path), clean or with spaces to tidy, with and without NULLs.
+    for column in (["Đồng Văn", "Bắc Hà", None, "Mường Khương"], ["Sa  Pa", " Bát Xát", "Lào\tCai ", "Y\x0bTý"],
+                   ["Si Ma Cai"]):
+        assert unaccent_column(column) == [unaccent(n) if n is not None else None for n in column]
