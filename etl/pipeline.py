@@ -492,9 +492,9 @@ def _load(conn: psycopg.Connection, prep: Prepared, source: Source, run_id: int 
         # The staging tables live in this session's own buffers (8 MB by default, settable before
         # the session's first temporary table): room for all of them, so that the passes over a
         # million staged rows do not write them out and read them back each time. The upsert sorts
-        # and hashes the whole staging table: in memory rather than in temp files.
+        # and hashes the whole staging table (~300 bytes a row): in memory rather than in temp files.
         cur.execute("SELECT set_config('temp_buffers', %s, true)", (f"{min(2048, 8 + n // 2000)}MB",))
-        cur.execute("SET LOCAL work_mem = '256MB'")
+        cur.execute("SELECT set_config('work_mem', %s, true)", (f"{min(512, 16 + n // 3000)}MB",))
         hints = interior_communes(cur, checked.geoms) if assign else None
         if progress is not None:
             with progress(n) as advance:
