@@ -40,6 +40,7 @@ WKT_NAMES = ("wkt", "geom", "geometry", "the_geom", "wkt_geom")
 
 UTF8 = {"UTF-8", "UTF8", "65001", "UTF_8"}
 WINDOWS_PAGE = re.compile(r"(?:ANSI\s*|CP\s*|WINDOWS-?)?(\d{3,5})")
+LATIN1_RUN = re.compile("[\x00-\xff]+")
 CP1258 = {"1258", "CP1258", "WINDOWS-1258", "WINDOWS1258"}
 
 
@@ -144,11 +145,9 @@ def _codec(encoding: str | None) -> str | None:
 
 
 def _recode(text: str, codec: str) -> str:
-    try:
-        raw = text.encode("latin1")
-    except UnicodeEncodeError:      # Unicode text beside the font's look-alikes: already decoded
-        return text
-    return raw.decode(codec, errors="replace")
+    # Only runs of Latin-1 characters were bytes of the code page; anything beyond is Unicode
+    # already (a file partly converted, a name typed again by hand) and stays as it is.
+    return LATIN1_RUN.sub(lambda m: m[0].encode("latin1").decode(codec, errors="replace"), text)
 
 
 def _cpg_encoding(cpg: str | None) -> str | None:

@@ -257,6 +257,19 @@ def test_unknown_encoding_is_refused_before_anything_runs(tmp_path):
         Source.adhoc("schools", tmp_path / "x.zip", encoding="abc-xyz")
 
 
+def test_font_look_alikes_in_a_geopackage_are_decoded_when_declared(etl_url, tmp_path):
+    """Text typed in an ABC font and saved as Unicode comes out as its Latin-1 look-alikes."""
+    names = ["Bắc Hà", "ỦY BAN XÃ Y TÝ"]
+    look_alike = [n.encode("tcvn3").decode("latin-1") for n in names]
+    assert look_alike[0] == "B¾c Hµ"
+    rows = [school(f"TH-{i}", f"Trường {n}", lon, lat, address=n)
+            for i, (n, (lon, lat)) in enumerate(zip(look_alike, LOCATIONS, strict=False))]
+    frame(rows).to_file(tmp_path / "truong.gpkg", driver="GPKG")
+    assert load(etl_url, "schools", tmp_path / "truong.gpkg", encoding="tcvn3").inserted == 2
+    # The names are partly Unicode already ("Trường"): only the look-alikes are decoded.
+    assert stored_schools(etl_url) == [(f"Trường {n}", unaccent(f"Trường {n}"), n) for n in names]
+
+
 def test_csv_in_vni_is_decoded(etl_url, tmp_path):
     path = tmp_path / "truong.csv"
     text = ("code,name,level,ownership,students,address,lon,lat\n"
