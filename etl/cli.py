@@ -94,14 +94,17 @@ def etl() -> None:
 @click.option("--snapshot", is_flag=True, help="Tệp là toàn bộ lớp: bản ghi vắng mặt bị loại vào lịch sử /"
               " the file is the whole layer: records missing from it are retired into history.")
 @click.option("--tag", help="Giá trị cột nguồn (source) / value of the rows' source column [etl:LAYER].")
-def load(layer: str, file: Path, crs: str | None, dry_run: bool, snapshot: bool, tag: str | None) -> None:
+@click.option("--encoding", help="Bảng mã chữ: utf-8, cp1258, tcvn3, vni (mặc định theo .cpg) /"
+              " text encoding: utf-8, cp1258, tcvn3, vni (default: the shapefile's .cpg).")
+def load(layer: str, file: Path, crs: str | None, dry_run: bool, snapshot: bool, tag: str | None,
+         encoding: str | None) -> None:
     """Nạp một tệp vào lớp LAYER / load FILE into LAYER (GeoJSON, GPKG, zipped SHP, CSV)."""
     from .pipeline import run_source
     from .sources import Source
 
     url, registry = _url_and_registry(_settings())
-    source = Source.adhoc(layer, file, crs=crs, snapshot=snapshot, tag=tag)
     try:
+        source = Source.adhoc(layer, file.resolve(), crs=crs, snapshot=snapshot, tag=tag, encoding=encoding)
         result = run_source(url, registry, source, dry_run=dry_run, progress=_progress)
     except Exception as exc:
         _fail(exc)

@@ -26,6 +26,7 @@ import numpy as np
 import psycopg
 import shapely
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from gis_core.registry import Registry
 
@@ -43,7 +44,7 @@ HINT = "etl_commune_hint"        # staging column: the commune found for an inte
 APPLICATION = "iocgis-etl"
 
 START_RUN = """
-INSERT INTO etl_runs (source, layer, checksum, status) VALUES (%s, %s, %s, 'running') RETURNING id
+INSERT INTO etl_runs (source, layer, checksum, status, request) VALUES (%s, %s, %s, 'running', %s) RETURNING id
 """
 # Runs left 'running' by a process that died: nobody holds the layer's lock, so they are over.
 MARK_STALE = """
@@ -55,8 +56,8 @@ FAIL_RUN = """
 UPDATE etl_runs SET status = 'failed', ended_at = greatest(now(), started_at), message = %s WHERE id = %s
 """
 REFUSED_RUN = """
-INSERT INTO etl_runs (source, layer, checksum, status, ended_at, n_read, message)
-VALUES (%s, %s, %s, 'failed', now(), %s, %s) RETURNING id
+INSERT INTO etl_runs (source, layer, checksum, status, ended_at, n_read, message, request)
+VALUES (%s, %s, %s, 'failed', now(), %s, %s, %s) RETURNING id
 """
 FINISH_RUN = """
 UPDATE etl_runs SET status = %(status)s, ended_at = clock_timestamp(), n_read = %(read)s,
@@ -65,26 +66,30 @@ UPDATE etl_runs SET status = %(status)s, ended_at = clock_timestamp(), n_read = 
 WHERE id = %(id)s
 """
 
-# Each feature's commune, in a narrow table of its own (a bulk CREATE TABLE AS costs half of an
-# UPDATE of the wide staging rows). The commune the input names is kept when the location agrees
-# with it (inside, or within the tolerance of its boundary); otherwise, or when the input names
-# none, the commune whose area holds the feature (a point on its surface, for lines and polygons),
-# the lowest code on a shared border, so the same input always gets the same commune. A point
-# staged with a hint (strictly inside exactly the commune the hint names, found by one vectorised
-# pass over the boundaries read from this database: see `interior_communes`) takes it directly:
-# the same answer, without one index probe per row.
+# The commune of each feature the Python side could not decide, in a narrow table of its own (a
+# bulk CREATE TABLE AS costs half of an UPDATE of the wide staging rows). The commune the input
+# names is kept when the location agrees with it (inside, or within the tolerance of its boundary);
+# otherwise, or when the input names none, the commune whose area holds the feature (a point on
+# its surface, for lines and polygons), the lowest code on a shared border, so the same input
+# always gets the same commune. A point staged with a hint and no commune of its own (strictly
+# inside exactly the commune the hint names, found by one vectorised pass over the boundaries read
+# from this database: see `interior_communes`) is not here: it takes the hint (COMMUNE_VALUE), the
+# same answer without one index probe per row, and the upsert needs no join for it.
 ASSIGN_COMMUNE = sql.SQL("""
 CREATE TEMP TABLE {communes} ON COMMIT DROP AS
-SELECT s.row_no, CASE WHEN s.{commune} IS NULL AND s.{hint} IS NOT NULL THEN s.{hint} ELSE coalesce(
+SELECT s.row_no, coalesce(
   (SELECT c.code FROM admin_units c
    WHERE c.code = s.{commune} AND c.level = 'commune' AND c.valid_to IS NULL
      AND (ST_Intersects(c.geom, ST_PointOnSurface(s.{geom}))
           OR ST_DWithin(c.geom::geography, s.{geom}::geography, %(tolerance)s))),
   (SELECT c.code FROM admin_units c
    WHERE c.level = 'commune' AND c.valid_to IS NULL
-     AND ST_Intersects(c.geom, ST_PointOnSurface(s.{geom})) ORDER BY c.code LIMIT 1)) END AS code
-FROM {stage} s WHERE NOT s.rejected
+     AND ST_Intersects(c.geom, ST_PointOnSurface(s.{geom})) ORDER BY c.code LIMIT 1)) AS code
+FROM {stage} s WHERE NOT s.rejected AND (s.{commune} IS NOT NULL OR s.{hint} IS NULL)
 """)
+# A staged row's commune, as the upsert writes it.
+COMMUNE_VALUE = sql.SQL("CASE WHEN s.{commune} IS NULL AND s.{hint} IS NOT NULL THEN s.{hint}"
+                        " ELSE (SELECT m.code FROM {communes} m WHERE m.row_no = s.row_no) END")
 # The current communes' boundaries, lowest code last (so that it wins where interiors overlap).
 COMMUNE_BOUNDARIES = """
 SELECT code, ST_AsBinary(geom) FROM admin_units
@@ -335,7 +340,8 @@ def _judge_in_database(cur: psycopg.Cursor, prep: Prepared, source: Source, assi
     if COMMUNE in spec.columns:
         if assign:
             _exec(cur, ASSIGN_COMMUNE.format(**names), params)
-            _exec(cur, sql.SQL("CREATE INDEX ON {} (row_no) WHERE code IS NULL").format(names["communes"]))
+            _exec(cur, sql.SQL("CREATE UNIQUE INDEX ON {} (row_no)").format(names["communes"]))
+            _exec(cur, sql.SQL("ANALYZE {}").format(names["communes"]))
             _exec(cur, ASSIGN_NEAREST.format(**names), params)
             _exec(cur, OUTSIDE.format(**names))
         else:
@@ -383,12 +389,12 @@ def _upsert(cur: psycopg.Cursor, prep: Prepared, source: Source, assign: bool) -
     spec = prep.spec
     staged = [c for c in prep.columns if c != SURROGATE]
     changeable = [c for c in staged if c not in prep.key]
-    # With commune assignment the commune comes from its own table, joined by row number.
-    value = {c: sql.SQL("m.code") if (assign and c == COMMUNE) else sql.SQL("s.{}").format(sql.Identifier(c))
-             for c in staged}
-    join = (sql.SQL(" JOIN {} m USING (row_no)").format(sql.Identifier(COMMUNES_TABLE)) if assign else sql.SQL(""))
+    # With commune assignment the commune is the hint or comes from its own table.
+    commune = COMMUNE_VALUE.format(commune=sql.Identifier(COMMUNE), hint=sql.Identifier(HINT),
+                                   communes=sql.Identifier(COMMUNES_TABLE))
+    value = {c: commune if (assign and c == COMMUNE) else sql.SQL("s.{}").format(sql.Identifier(c)) for c in staged}
     names = {
-        "target": sql.Identifier(spec.table), "stage": sql.Identifier(STAGE), "join": join,
+        "target": sql.Identifier(spec.table), "stage": sql.Identifier(STAGE),
         "cols": sql.SQL(", ").join(map(sql.Identifier, staged)),
         "values": sql.SQL(", ").join(value[c] for c in staged),
         "sets": sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(c), value[c]) for c in changeable),
@@ -396,10 +402,10 @@ def _upsert(cur: psycopg.Cursor, prep: Prepared, source: Source, assign: bool) -
         "new": sql.SQL(", ").join(value[c] for c in changeable),
         "match": sql.SQL(" AND ").join(sql.SQL("t.{0} = s.{0}").format(sql.Identifier(k)) for k in prep.key),
     }
-    _exec(cur, sql.SQL("UPDATE {target} t SET {sets} FROM {stage} s{join}"
+    _exec(cur, sql.SQL("UPDATE {target} t SET {sets} FROM {stage} s"
                        " WHERE NOT s.rejected AND {match} AND ({old}) IS DISTINCT FROM ({new})").format(**names))
     updated = cur.rowcount
-    _exec(cur, sql.SQL("INSERT INTO {target} ({cols}) SELECT {values} FROM {stage} s{join}"
+    _exec(cur, sql.SQL("INSERT INTO {target} ({cols}) SELECT {values} FROM {stage} s"
                        " WHERE NOT s.rejected AND NOT EXISTS (SELECT 1 FROM {target} t WHERE {match})"
                        " ORDER BY s.row_no").format(**names))
     inserted = cur.rowcount
@@ -450,13 +456,15 @@ def run_source(url: str, registry: Registry, source: Source, *, path: Path | Non
         except EtlError as exc:
             if not dry_run:
                 conn.execute(REFUSED_RUN, (source.name, source.layer, data.checksum if data else None,
-                                           len(data) if data else 0, f"{exc.message_vi}\n{exc.message_en}"))
+                                           len(data) if data else 0, f"{exc.message_vi}\n{exc.message_en}",
+                                           Jsonb(source.request) if source.request else None))
             raise
         _lock(conn, table)
         try:
             run_id = None
             if not dry_run:
-                run_id = conn.execute(START_RUN, (source.name, source.layer, data.checksum)).fetchone()[0]
+                request = Jsonb(source.request) if source.request else None
+                run_id = conn.execute(START_RUN, (source.name, source.layer, data.checksum, request)).fetchone()[0]
                 conn.execute(MARK_STALE, (source.layer, run_id))
             try:
                 result = _load(conn, prep, source, run_id, dry_run, progress)
@@ -486,6 +494,12 @@ def _load(conn: psycopg.Connection, prep: Prepared, source: Source, run_id: int 
             cur.execute("SELECT set_config('iocgis.etl_run', %s, true)", (str(run_id),))
         # Compiling each big statement costs more than it saves on these simple row-by-row plans.
         cur.execute("SET LOCAL jit = off")
+        # The staging tables live in this session's own buffers (8 MB by default, settable before
+        # the session's first temporary table): room for all of them, so that the passes over a
+        # million staged rows do not write them out and read them back each time. The upsert sorts
+        # and hashes the whole staging table (~300 bytes a row): in memory rather than in temp files.
+        cur.execute("SELECT set_config('temp_buffers', %s, true)", (f"{min(2048, 8 + n // 2000)}MB",))
+        cur.execute("SELECT set_config('work_mem', %s, true)", (f"{min(512, 16 + n // 3000)}MB",))
         hints = interior_communes(cur, checked.geoms) if assign else None
         if progress is not None:
             with progress(n) as advance:

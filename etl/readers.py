@@ -3,9 +3,12 @@ None where missing or unreadable), which rows had a ring closed on the way in, a
 (None when the file does not say it).
 
 GeoJSON, GeoPackage and zipped Shapefiles are read by GDAL (pyogrio); CSV by Python, with the
-geometry in lon/lat columns or a WKT column. Shapefile text is decoded from the code page in its
-.cpg; the legacy Vietnamese font encodings TCVN3 (ABC) and VNI are refused with a clear message:
-they are byte-for-byte ambiguous without the font and must be converted to Unicode first."""
+geometry in lon/lat columns or a WKT column. Text is decoded from the encoding the source declares
+(`encoding:` in its YAML, `--encoding` on the command line), else for a shapefile from its .cpg:
+UTF-8, a Windows code page such as 1258, or one of the legacy Vietnamese font encodings TCVN3
+(ABC) and VNI, decoded by etl.vnfonts. In GeoJSON and GeoPackage, which are Unicode, a declared
+font encoding means text typed in that font and stored as the look-alike Latin-1 characters
+("Lµo Cai"): those are decoded back ("Lào Cai")."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import codecs
 import csv
 import hashlib
 import io
+import re
 import warnings
 import zipfile
 from collections.abc import Iterable
@@ -25,6 +29,7 @@ import pyogrio
 import shapely
 from pyogrio.raw import read as ogr_read
 
+from . import vnfonts
 from .errors import EtlError
 
 GDAL_SUFFIXES = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG", ".zip": "Shapefile",
@@ -34,8 +39,9 @@ LAT_NAMES = ("lat", "latitude", "y", "vi_do", "vido")
 WKT_NAMES = ("wkt", "geom", "geometry", "the_geom", "wkt_geom")
 
 UTF8 = {"UTF-8", "UTF8", "65001", "UTF_8"}
+WINDOWS_PAGE = re.compile(r"(?:ANSI\s*|CP\s*|WINDOWS-?)?(\d{3,5})")
+LATIN1_RUN = re.compile("[\x00-\xff]+")
 CP1258 = {"1258", "CP1258", "WINDOWS-1258", "WINDOWS1258"}
-LEGACY_VN = {"TCVN3", "TCVN", "TCVN-3", "ABC", "VN3", "VNI", "VNI-WIN", "VNI WIN", "VNIWIN"}
 
 
 @dataclass
@@ -97,19 +103,21 @@ def read_gdal(source: str, *, layer_name: str | None, encoding: str | None, chec
             raise EtlError(f"Tệp có {len(layers)} lớp: cần chỉ rõ lớp (layer_name).",
                            f"The file has {len(layers)} layers: name one (layer_name).")
         layer_name = str(layers[0][0])
+    codec = _codec(encoding)
+    # A shapefile's DBF is bytes: read byte for byte as Latin-1 and decoded here by Python's codec
+    # (pyogrio's own decoding of legacy pages drops the last character of every string). Other
+    # formats are Unicode: GDAL decodes them, a font encoding is undone afterwards.
+    dbf = GDAL_SUFFIXES.get(Path(source).suffix.lower()) == "Shapefile"
     with warnings.catch_warnings():
         # GDAL warns about each open ring it meets; they are closed and recorded as repaired instead.
         warnings.simplefilter("ignore", RuntimeWarning)
-        # A legacy code page is read byte for byte as Latin-1 and decoded here by Python's codec:
-        # pyogrio's own decoding of such pages drops the last character of every string.
-        codec = _codec(encoding)
         try:
             meta, _fids, wkb, values = ogr_read(source, layer=layer_name,
-                                                encoding="latin1" if codec else encoding)
+                                                encoding="latin1" if codec and dbf else (None if codec else encoding))
         except pyogrio.errors.DataSourceError as exc:
             raise EtlError(f"Không đọc được tệp: {exc}", f"Cannot read the file: {exc}") from None
     names = list(meta["fields"])
-    if codec:
+    if codec and (dbf or codec in vnfonts.CODECS):
         names = [_recode(n, codec) for n in names]
         values = [np.array([_recode(v, codec) if isinstance(v, str) else v for v in col], dtype=object)
                   if col.dtype == object else col for col in values]
@@ -137,7 +145,9 @@ def _codec(encoding: str | None) -> str | None:
 
 
 def _recode(text: str, codec: str) -> str:
-    return text.encode("latin1").decode(codec, errors="replace")
+    # Only runs of Latin-1 characters were bytes of the code page; anything beyond is Unicode
+    # already (a file partly converted, a name typed again by hand) and stays as it is.
+    return LATIN1_RUN.sub(lambda m: m[0].encode("latin1").decode(codec, errors="replace"), text)
 
 
 def _cpg_encoding(cpg: str | None) -> str | None:
@@ -148,13 +158,9 @@ def _cpg_encoding(cpg: str | None) -> str | None:
         return "UTF-8"
     if name in CP1258:
         return "CP1258"
-    if name in LEGACY_VN:
-        raise EtlError(
-            f"Tệp .cpg ghi bảng mã {cpg.strip()} (phông chữ cũ TCVN3/VNI): hãy chuyển sang Unicode (UTF-8),"
-            " ví dụ bằng Unikey Toolkit, rồi nạp lại.",
-            f"The .cpg names the code page {cpg.strip()} (legacy TCVN3/VNI font encoding): convert the file to"
-            " Unicode (UTF-8), e.g. with Unikey Toolkit, and load it again.")
-    return cpg.strip()
+    if m := WINDOWS_PAGE.fullmatch(name):      # "1252", "ANSI 1252", "CP1251", "WINDOWS-1250"
+        return f"cp{m[1]}"
+    return vnfonts.codec_name(name) or cpg.strip()
 
 
 def _shapefile_in_zip(path: Path, encoding: str | None) -> tuple[str, str | None]:
@@ -183,7 +189,7 @@ def _pick(columns: list[str], names: tuple[str, ...]) -> str | None:
 def read_csv(path: Path, *, encoding: str | None = None, geometry: dict | None = None) -> Extract:
     raw = path.read_bytes()
     try:
-        text = raw.decode(encoding or "utf-8-sig")
+        text = raw.decode(_codec(encoding) or "utf-8-sig")
     except UnicodeDecodeError:
         raise EtlError("Tệp CSV không phải UTF-8: khai báo bảng mã (encoding).",
                        "The CSV is not UTF-8: declare its encoding.") from None

@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 from psycopg.rows import dict_row
 
-from gis_core.errors import NotFound
+from gis_core.errors import IocgisError, NotFound
 
 STATUSES = ("running", "succeeded", "unchanged", "failed")
 STATUS_LABELS = {
@@ -35,7 +35,7 @@ ORDER BY id DESC LIMIT %(limit)s
 """
 GET_RUN = """
 SELECT id, source, layer, checksum, status, started_at, ended_at, n_read, n_inserted, n_updated,
-  n_unchanged, n_repaired, n_rejected, n_retired, message
+  n_unchanged, n_repaired, n_rejected, n_retired, message, request
 FROM etl_runs WHERE id = %s
 """
 REJECTS = """
@@ -50,6 +50,13 @@ SELECT (SELECT count(*) FROM etl_rejects WHERE run_id = %(id)s),
        (SELECT count(*) FROM etl_repairs WHERE run_id = %(id)s)
 """
 FACETS = "SELECT DISTINCT layer, source FROM etl_runs ORDER BY layer, source"
+
+
+class FileGone(IocgisError):
+    """An ad-hoc load asked to run again whose file is no longer where it was."""
+
+    status = 409
+    code = "Conflict"
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,31 @@ def rerun(url: str, registry, directory: Path, name: str) -> list:
     if name not in sources:
         raise NotFound(f"Không có nguồn khai báo '{name}'.", f"There is no declared source '{name}'.")
     return run_any(url, registry, sources[name])
+
+
+def request_file(run: dict) -> Path | None:
+    """The file an ad-hoc run loaded, when the run kept its request (None: not re-runnable here)."""
+    return Path(run["request"]["path"]) if run.get("request") else None
+
+
+def rerun_load(url: str, registry, run: dict):
+    """Make the ad-hoc load of `run` (as get_run reads it) again, with the same layer, file and options. A run
+    that kept no request (a declared source's, or one from before requests were kept) is a 404;
+    a file no longer there is a 409 saying where it was; a run refused before writing raises
+    EtlError, its failed run already recorded."""
+    from .pipeline import run_source
+    from .sources import Source
+
+    run_id, path = run["id"], request_file(run)
+    if path is None:
+        raise NotFound(f"Lần chạy {run_id} không phải lần nạp tức thời có lưu yêu cầu: không chạy lại được.",
+                       f"Run {run_id} is not an ad-hoc load with its request kept: it cannot be re-run.")
+    if not path.is_file():
+        raise FileGone(f"Không chạy lại được lần nạp {run_id}: tệp {path} không còn nữa. Đặt lại tệp vào chỗ cũ"
+                       f" hoặc nạp lại bằng iocgis etl load.",
+                       f"Cannot re-run load {run_id}: the file {path} is no longer there. Put it back or load"
+                       f" it again with iocgis etl load.")
+    return run_source(url, registry, Source.from_request(run["request"]))
 
 
 def latest_run_of(conn: psycopg.Connection, source: str) -> int | None:

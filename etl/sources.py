@@ -12,6 +12,7 @@
     mode: upsert                      # or snapshot: records missing from the input are retired
     schedule: every 6h                # every 15m | every 6h | daily 02:00 | manual
     tolerance_m: 500                  # how far outside the province a location may lie
+    encoding: tcvn3                   # utf-8 | cp1258 | tcvn3 | vni (any Python codec); else the .cpg
 
 kind ogcapi takes `url` (the server's landing page) and `collection`; kind rest takes `url`,
 `items` (dotted path to the list in each page), `page_param`, `size_param`, `page_size`,
@@ -21,6 +22,7 @@ kind ogcapi takes `url` (the server's landing page) and `collection`; kind rest 
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import re
 from dataclasses import dataclass, field
@@ -102,6 +104,21 @@ class Source:
     rest: dict = field(default_factory=dict)
     pattern: str = "*"
     tag: str | None = None
+    adhoc_load: bool = False          # made by `iocgis etl load`, not declared in a file
+
+    @property
+    def request(self) -> dict | None:
+        """What an ad-hoc load was asked to do, kept with its run so that it can be made again."""
+        if not self.adhoc_load:
+            return None
+        return {"layer": self.layer, "path": str(Path(self.path).resolve()), "crs": self.crs,
+                "snapshot": self.mode == "snapshot", "tag": self.tag, "encoding": self.encoding}
+
+    @classmethod
+    def from_request(cls, request: dict) -> Source:
+        return cls.adhoc(request["layer"], Path(request["path"]), crs=request.get("crs"),
+                         snapshot=bool(request.get("snapshot")), tag=request.get("tag"),
+                         encoding=request.get("encoding"))
 
     @property
     def provenance(self) -> str:
@@ -110,10 +127,25 @@ class Source:
 
     @classmethod
     def adhoc(cls, layer: str, path: Path, crs: str | None = None, snapshot: bool = False,
-              tag: str | None = None) -> Source:
+              tag: str | None = None, encoding: str | None = None) -> Source:
         """`iocgis etl load LAYER FILE`: columns named as the table's, the table's key."""
         return cls(name=f"load:{layer}", layer=layer, kind="file", path=Path(path), crs=crs,
-                   mode="snapshot" if snapshot else "upsert", tag=tag or f"etl:{layer}")
+                   mode="snapshot" if snapshot else "upsert", tag=tag or f"etl:{layer}",
+                   encoding=check_encoding(encoding), adhoc_load=True)
+
+
+def check_encoding(encoding: str | None) -> str | None:
+    """The encoding as declared, once it is known to be one (a Python codec, TCVN3 and VNI included)."""
+    if encoding is None:
+        return None
+    from . import vnfonts  # noqa: F401  (registers the codecs "tcvn3" and "vni")
+
+    try:
+        codecs.lookup(str(encoding))
+    except LookupError:
+        raise SourceError(f"Bảng mã không hỗ trợ: {encoding!r} (vd: utf-8, cp1258, tcvn3, vni).",
+                          f"Unsupported encoding {encoding!r} (e.g. utf-8, cp1258, tcvn3, vni).") from None
+    return str(encoding)
 
 
 def parse_source(path: Path) -> Source:
@@ -155,7 +187,7 @@ def parse_source(path: Path) -> Source:
         fields={str(k): str(v) for k, v in (raw.get("fields") or {}).items()},
         defaults=dict(raw.get("defaults") or {}), codes=dict(raw.get("codes") or {}), mode=mode,
         schedule=Schedule.parse(raw.get("schedule")), tolerance_m=float(raw.get("tolerance_m", 500)),
-        assign_commune=bool(raw.get("assign_commune", True)), encoding=raw.get("encoding"),
+        assign_commune=bool(raw.get("assign_commune", True)), encoding=check_encoding(raw.get("encoding")),
         layer_name=raw.get("layer_name"), geometry=dict(raw.get("geometry") or {}),
         rest=dict(raw.get("rest") or {}), pattern=str(raw.get("pattern", "*")), tag=raw.get("tag"),
     )

@@ -145,6 +145,47 @@ def test_rerun_button_makes_a_new_run_and_needs_its_token(app, loaded):
     assert unknown.status_code == 404 and "There is no declared source" in unknown.get_data(as_text=True)
 
 
+def test_an_adhoc_load_is_rerun_from_its_run_while_its_file_is_there(app, loaded, tmp_path):
+    """`iocgis etl load` keeps its layer, file and options with the run; the page runs it again."""
+    from etl.sources import Source
+
+    url, _, declared_run = loaded
+    path = tmp_path / "them.geojson"
+    frame([school("TH-777", "Trường Tiểu học Bắc Hà", 103.975, 22.47)]).to_file(path, driver="GeoJSON")
+    first = run_source(url, REGISTRY, Source.adhoc("schools", path, crs="EPSG:4326", tag="tay"))
+    assert first.inserted == 1
+    with psycopg.connect(url) as conn:
+        kept = conn.execute("SELECT request FROM etl_runs WHERE id = %s", (first.run_id,)).fetchone()[0]
+    assert kept == {"layer": "schools", "path": str(path.resolve()), "crs": "EPSG:4326", "snapshot": False,
+                    "tag": "tay", "encoding": None}
+
+    client = app.test_client()
+    page = client.get(f"/admin/etl/runs/{first.run_id}").get_data(as_text=True)
+    assert 'id="rerun-load"' in page and str(path) in page and 'id="rerun"' not in page
+    before = run_count(url)
+    assert client.post(f"/admin/etl/runs/{first.run_id}/rerun", data={}).status_code == 403
+    # The file changed since: the re-run loads what is there now, with the same options.
+    frame([school("TH-777", "Trường Tiểu học Bắc Hà", 103.975, 22.47, students=301)]).to_file(path, driver="GeoJSON")
+    r = client.post(f"/admin/etl/runs/{first.run_id}/rerun", data={CSRF_FIELD: token(client)})
+    assert r.status_code == 303 and run_count(url) == before + 1
+    again = client.get(r.headers["Location"]).get_data(as_text=True)
+    assert "status-succeeded" in again and 'id="rerun-load"' in again
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT students, source FROM schools WHERE code = 'TH-777'").fetchone() == (301, "tay")
+
+    # A declared source's run kept no request: it is re-run by name, not here.
+    assert client.post(f"/admin/etl/runs/{declared_run}/rerun", data={CSRF_FIELD: token(client)}).status_code == 404
+
+    path.unlink()
+    page = client.get(f"/admin/etl/runs/{first.run_id}").get_data(as_text=True)
+    assert "không còn nữa" in page and "no longer there" in page and 'id="rerun-load"' not in page
+    gone = client.post(f"/admin/etl/runs/{first.run_id}/rerun", data={CSRF_FIELD: token(client)})
+    html = gone.get_data(as_text=True)
+    assert gone.status_code == 409 and "không còn nữa" in html and "is no longer there" in html
+    assert html.index("không còn nữa") < html.index("is no longer there") and str(path) in html
+    assert run_count(url) == before + 1
+
+
 @pytest.mark.parametrize("bad", ["999999", "abc", "-1", "9" * 30])
 def test_bad_run_id_is_a_bilingual_404(app, loaded, bad):
     r = steward(app, loaded)[0].get(f"/admin/etl/runs/{bad}")

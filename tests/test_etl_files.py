@@ -20,6 +20,7 @@ from etl.pipeline import run_source
 from etl.sources import Source
 from gis_core.registry import Registry
 from gis_core.settings import Settings
+from gis_core.text import unaccent
 
 REGISTRY = Registry.load(Settings().layers_dir)
 # The check point of migration 0002: lon 103.97, lat 22.48 <=> E 419540.122, N 2487019.787 (EPSG:9208).
@@ -139,19 +140,143 @@ def test_zipped_shapefile_cp1258_is_decoded(etl_url, tmp_path):
         assert conn.execute("SELECT name FROM schools").fetchone()[0] == "Trường Tiểu học Kim Tân"
 
 
-def test_zipped_shapefile_in_tcvn3_is_refused_clearly(etl_url, tmp_path):
-    shp_dir = tmp_path / "shp"
+# Place names of the province as the legacy fonts store them, byte for byte (TCVN 5712:1993 "ABC";
+# VNI-Windows: base letter, then one Windows-1252 byte for its marks).
+PLACES = {
+    "Lào Cai": (b"L\xb5o Cai", b"La\xf8o Cai"),
+    "Bát Xát": (b"B\xb8t X\xb8t", b"Ba\xf9t Xa\xf9t"),
+    "Sa Pa": (b"Sa Pa", b"Sa Pa"),
+    "Mường Khương": (b"M\xad\xeang Kh\xad\xacng", b"M\xf6\xf4\xf8ng Kh\xf6\xf4ng"),
+    "Bắc Hà": (b"B\xbec H\xb5", b"Ba\xe9c Ha\xf8"),
+    "Đường Hoàng Liên": (b"\xa7\xad\xeang Ho\xb5ng Li\xaan", b"\xd1\xf6\xf4\xf8ng Hoa\xf8ng Lie\xe2n"),
+    "ỦY BAN XÃ Y TÝ": (b"\x9eY BAN X\x82 Y T\x16", b"U\xdbY BAN XA\xd5 Y TY\xd9"),
+}
+
+
+def test_tcvn3_and_vni_decode_the_place_names_and_round_trip_every_letter():
+    import unicodedata
+
+    from etl import vnfonts
+
+    for name, (tcvn3, vni) in PLACES.items():
+        assert tcvn3.decode("tcvn3") == name and vni.decode("vni") == name
+        assert name.encode("tcvn3") == tcvn3 and name.encode("vni") == vni
+        assert name.encode("utf-8").decode("utf-8") == name
+    # Every Vietnamese letter, lower case and capital, both ways; decomposed input comes out NFC.
+    letters = "".join(sorted(set(vnfonts.VNI) - {"\u00a0"}))
+    assert len(letters) == 134
+    for codec in ("tcvn3", "vni"):
+        assert letters.encode(codec).decode(codec) == letters
+        assert unicodedata.normalize("NFD", letters).encode(codec).decode(codec) == letters
+    assert len(set(vnfonts.TCVN3.values())) == len(vnfonts.TCVN3)      # no two characters share a byte
+    with pytest.raises(UnicodeEncodeError):
+        "Ελλάς".encode("vni")
+
+
+def write_dbf(path: Path, fields: list[tuple[str, str, int]], rows: list[list[bytes]]) -> None:
+    """A dBase III table as shapefiles carry it, the text already in its encoding's bytes."""
+    import struct
+
+    head = struct.pack("<B3BIHH20x", 3, 126, 11, 22, len(rows), 32 + 32 * len(fields) + 1,
+                       1 + sum(width for _, _, width in fields))
+    descs = b"".join(struct.pack("<11sc4xBB14x", name.encode("ascii"), kind.encode("ascii"), width, 0)
+                     for name, kind, width in fields)
+    body = b"".join(b" " + b"".join(v.rjust(width) if kind == "N" else v.ljust(width)
+                                    for v, (_, kind, width) in zip(row, fields, strict=True)) for row in rows)
+    path.write_bytes(head + descs + b"\r" + body + b"\x1a")
+
+
+def legacy_shapefile(tmp_path: Path, codec: str, cpg: str | None, names: list[str]) -> Path:
+    """A zipped shapefile of schools whose DBF text is in `codec` (the .cpg saying `cpg`)."""
+    shp_dir = tmp_path / f"shp-{codec}"
     shp_dir.mkdir()
-    frame([school("A", "Truong A", 103.97, 22.48)]).to_file(shp_dir / "truong.shp", driver="ESRI Shapefile")
-    (shp_dir / "truong.cpg").write_text("TCVN3")
-    archive = tmp_path / "truong.zip"
+    rows = [school(f"TH-{i:03}", f"Trường Tiểu học {name}", lon, lat, address=name)
+            for i, (name, (lon, lat)) in enumerate(zip(names, LOCATIONS, strict=False), start=1)]
+    frame(rows)[["geometry"]].to_file(shp_dir / "truong.shp", driver="ESRI Shapefile")
+    fields = [("CODE", "C", 10), ("NAME", "C", 80), ("LEVEL", "C", 20), ("OWNERSHIP", "C", 10),
+              ("STUDENTS", "N", 6), ("ADDRESS", "C", 60)]
+    write_dbf(shp_dir / "truong.dbf", fields,
+              [[r["code"].encode(), r["name"].encode(codec), r["level"].encode(), r["ownership"].encode(),
+                str(r["students"]).encode(), r["address"].encode(codec)] for r in rows])
+    if cpg is not None:
+        (shp_dir / "truong.cpg").write_text(cpg)
+    archive = tmp_path / f"truong-{codec}.zip"
     with zipfile.ZipFile(archive, "w") as z:
         for p in shp_dir.iterdir():
             z.write(p, p.name)
-    with pytest.raises(EtlError) as err:
-        load(etl_url, "schools", archive)
-    assert "TCVN3" in err.value.message_vi and "Unicode" in err.value.message_en
-    assert table_state(etl_url, "schools") == []
+    return archive
+
+
+LOCATIONS = [(103.97, 22.48), (103.965, 22.495), (103.99, 22.44), (103.975, 22.47), (103.98, 22.46)]
+
+
+def stored_schools(url: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT name, name_unaccent, address FROM schools ORDER BY code").fetchall()
+
+
+@pytest.mark.parametrize(("codec", "cpg"), [("tcvn3", "TCVN3"), ("vni", "VNI-WIN")])
+def test_zipped_shapefile_in_a_legacy_font_is_decoded_from_its_cpg(etl_url, tmp_path, codec, cpg):
+    names = ["Lào Cai", "Bát Xát", "Sa Pa", "Mường Khương", "Bắc Hà"]
+    archive = legacy_shapefile(tmp_path, codec, cpg, names)
+    result = load(etl_url, "schools", archive)
+    assert (result.inserted, result.rejected) == (5, 0)
+    assert stored_schools(etl_url) == [
+        (f"Trường Tiểu học {n}", unaccent(f"Trường Tiểu học {n}"), n) for n in names]
+    assert stored_schools(etl_url)[3] == ("Trường Tiểu học Mường Khương", "truong tieu hoc muong khuong",
+                                          "Mường Khương")
+    # The same file again: nothing changes (decoding is stable).
+    assert load(etl_url, "schools", archive).status == "unchanged"
+
+
+def test_legacy_font_declared_by_the_source_when_the_cpg_says_nothing_useful(etl_url, tmp_path):
+    from etl.sources import parse_source
+
+    archive = legacy_shapefile(tmp_path, "tcvn3", "ANSI 1252", ["Bắc Hà", "Mường Khương"])
+    declaration = tmp_path / "truong_tcvn3.yml"
+    declaration.write_text(f"layer: schools\npath: {archive.name}\nencoding: tcvn3\n", encoding="utf-8")
+    result = run_source(etl_url, REGISTRY, parse_source(declaration))
+    assert (result.inserted, result.rejected) == (2, 0)
+    assert [r[2] for r in stored_schools(etl_url)] == ["Bắc Hà", "Mường Khương"]
+    # Without the declaration the .cpg's Windows-1252 is believed: other text ("B¾c Hµ"), so both
+    # rows would change (a dry run: nothing is written).
+    dry = load(etl_url, "schools", archive, dry_run=True)
+    assert (dry.status, dry.updated, dry.rejected) == ("dry-run", 2, 0)
+
+
+def test_unknown_encoding_is_refused_before_anything_runs(tmp_path):
+    from etl.errors import SourceError
+    from etl.sources import Source, parse_source
+
+    declaration = tmp_path / "bad.yml"
+    declaration.write_text("layer: schools\npath: x.zip\nencoding: vn-klingon\n", encoding="utf-8")
+    with pytest.raises(SourceError) as err:
+        parse_source(declaration)
+    assert "vn-klingon" in err.value.message_vi and "tcvn3" in err.value.message_en
+    with pytest.raises(SourceError):
+        Source.adhoc("schools", tmp_path / "x.zip", encoding="abc-xyz")
+
+
+def test_font_look_alikes_in_a_geopackage_are_decoded_when_declared(etl_url, tmp_path):
+    """Text typed in an ABC font and saved as Unicode comes out as its Latin-1 look-alikes."""
+    names = ["Bắc Hà", "ỦY BAN XÃ Y TÝ"]
+    look_alike = [n.encode("tcvn3").decode("latin-1") for n in names]
+    assert look_alike[0] == "B¾c Hµ"
+    rows = [school(f"TH-{i}", f"Trường {n}", lon, lat, address=n)
+            for i, (n, (lon, lat)) in enumerate(zip(look_alike, LOCATIONS, strict=False))]
+    frame(rows).to_file(tmp_path / "truong.gpkg", driver="GPKG")
+    assert load(etl_url, "schools", tmp_path / "truong.gpkg", encoding="tcvn3").inserted == 2
+    # The names are partly Unicode already ("Trường"): only the look-alikes are decoded.
+    assert stored_schools(etl_url) == [(f"Trường {n}", unaccent(f"Trường {n}"), n) for n in names]
+
+
+def test_csv_in_vni_is_decoded(etl_url, tmp_path):
+    path = tmp_path / "truong.csv"
+    text = ("code,name,level,ownership,students,address,lon,lat\n"
+            "TH-009,Trường Tiểu học Bắc Hà,primary,public,10,Bắc Hà,103.97,22.48\n")
+    path.write_bytes(text.encode("vni"))
+    assert load(etl_url, "schools", path, encoding="vni", crs="EPSG:4326").inserted == 1
+    assert stored_schools(etl_url) == [("Trường Tiểu học Bắc Hà", "truong tieu hoc bac ha", "Bắc Hà")]
 
 
 def test_csv_with_lon_lat_and_with_wkt(etl_url, tmp_path):
@@ -373,8 +498,13 @@ def test_dry_run_reports_and_writes_nothing(etl_url, tmp_path):
 
 
 def test_column_unaccent_agrees_with_the_one_value_form():
-    from etl.validate import fast_unaccent, unaccent_column
+    from etl.validate import unaccent_column
 
     names = ["Trường Tiểu học Kim Tân", "  Xã  Bản Vược ", "Đồng Văn", "", "a\u0301b", "Ωmega", "ß straße",
-             "x\u00a0y", "ﬁne", None, "Trường Tiểu học Kim Tân"]
-    assert unaccent_column(names) == [fast_unaccent(n) if n is not None else None for n in names]
+             "x\u00a0y", "ﬁne", None, "Trường Tiểu học Kim Tân", "Ελλάς", "e\u20dd"]
+    assert unaccent_column(names) == [unaccent(n) if n is not None else None for n in names]
+    assert unaccent_column(["a\x00b", None]) == ["a\x00b", None]
+    # Vietnamese only (the one-pass path), clean or with spaces to tidy, with and without NULLs.
+    for column in (["Đồng Văn", "Bắc Hà", None, "Mường Khương"], ["Sa  Pa", " Bát Xát", "Lào\tCai ", "Y\x0bTý"],
+                   ["Si Ma Cai"]):
+        assert unaccent_column(column) == [unaccent(n) if n is not None else None for n in column]

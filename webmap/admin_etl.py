@@ -1,6 +1,8 @@
 """The data stewards' page, /admin/etl: the ETL runs with their counts and status (newest first,
 paged by id, filtered by layer, source and status), one run's rejects and repairs with the row,
-the field and the reason in Vietnamese and English, and a button that re-runs a declared source.
+the field and the reason in Vietnamese and English, and buttons that re-run a declared source or
+an ad-hoc load (`iocgis etl load`, from the layer, file and options its run kept) whose file is
+still there.
 
 Access: stewards and administrators (webmap/auth.py `guard`, rules in gis_core/auth/rules.py); the
 re-run button is a POST carrying the session's CSRF token.
@@ -96,16 +98,37 @@ def runs_page():
 
 @blueprint.get("/runs/<run_id>")
 def run_page(run_id: str):
-    if not run_id.isdigit() or len(run_id) > 18:
-        raise NotFound(f"Không có lần chạy ETL '{run_id[:40]}'.", f"There is no ETL run '{run_id[:40]}'.")
     with _database().connection() as conn:
-        run = etl_runs.get_run(conn, int(run_id))
+        run = etl_runs.get_run(conn, _run_id(run_id))
         problems = etl_runs.run_problems(conn, run["id"])
     sources = etl_runs.declared_sources(_sources_dir())
+    load_file = etl_runs.request_file(run)
     html = render_template("admin/etl_run.html", run=run, statuses=etl_runs.STATUS_LABELS,
-                           declared=run["source"] in sources, csrf_field=CSRF_FIELD, csrf=csrf_token(),
-                           assets=PAGE_ASSETS, **problems)
+                           declared=run["source"] in sources, load_file=load_file,
+                           load_file_exists=load_file is not None and load_file.is_file(),
+                           csrf_field=CSRF_FIELD, csrf=csrf_token(), assets=PAGE_ASSETS, **problems)
     return Response(html, mimetype="text/html")
+
+
+def _run_id(run_id: str) -> int:
+    if not run_id.isdigit() or len(run_id) > 18:
+        raise NotFound(f"Không có lần chạy ETL '{run_id[:40]}'.", f"There is no ETL run '{run_id[:40]}'.")
+    return int(run_id)
+
+
+@blueprint.post("/runs/<run_id>/rerun")
+def rerun_load(run_id: str):
+    """Make an ad-hoc load again (same layer, file, options), then show the run it made."""
+    _check_csrf()
+    with _database().connection() as conn:
+        run = etl_runs.get_run(conn, _run_id(run_id))
+    state = _state()
+    try:
+        made = etl_runs.rerun_load(database_url(state["settings"]), state["registry"], run).run_id
+    except EtlError:                # refused before writing: recorded as a failed run of that load
+        with _database().connection() as conn:
+            made = etl_runs.latest_run_of(conn, run["source"])
+    return redirect(url_for("admin_etl.run_page", run_id=made), 303)
 
 
 @blueprint.post("/sources/<name>/run")
