@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+from conftest import ensure_token
 
 from gis_core import wall
 
@@ -181,9 +182,9 @@ def test_wall_shows_an_alert_until_it_is_acknowledged(browser, server, demo_url,
         outlined = page.locator('path[stroke="#ef4444"]').count()
         assert outlined >= 1      # Sa Pa outlined on the map (other alerts may be active too)
         page.screenshot(path=str(artifacts / "wall-4k-alert.png"))
-        request = urllib.request.Request(f"{server}/api/alerts/{alert_id}/acknowledge", method="POST",
-                                         data=json.dumps({"actor": "test operator"}).encode(),
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(f"{server}/api/alerts/{alert_id}/acknowledge", method="POST", data=b"{}",
+                                         headers={"Content-Type": "application/json",
+                                                  "Authorization": f"Bearer {ensure_token(demo_url, 'operator')}"})
         with urllib.request.urlopen(request) as response:
             assert response.status == 200
         item.wait_for(state="detached", timeout=(POLL_S * 2 + 10) * 1000)
