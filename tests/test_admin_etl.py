@@ -159,14 +159,14 @@ def test_an_adhoc_load_is_rerun_from_its_run_while_its_file_is_there(app, loaded
     assert kept == {"layer": "schools", "path": str(path.resolve()), "crs": "EPSG:4326", "snapshot": False,
                     "tag": "tay", "encoding": None}
 
-    client = app.test_client()
+    client, csrf = steward(app, loaded)
     page = client.get(f"/admin/etl/runs/{first.run_id}").get_data(as_text=True)
     assert 'id="rerun-load"' in page and str(path) in page and 'id="rerun"' not in page
     before = run_count(url)
     assert client.post(f"/admin/etl/runs/{first.run_id}/rerun", data={}).status_code == 403
     # The file changed since: the re-run loads what is there now, with the same options.
     frame([school("TH-777", "Trường Tiểu học Bắc Hà", 103.975, 22.47, students=301)]).to_file(path, driver="GeoJSON")
-    r = client.post(f"/admin/etl/runs/{first.run_id}/rerun", data={CSRF_FIELD: token(client)})
+    r = client.post(f"/admin/etl/runs/{first.run_id}/rerun", data={CSRF_FIELD: csrf})
     assert r.status_code == 303 and run_count(url) == before + 1
     again = client.get(r.headers["Location"]).get_data(as_text=True)
     assert "status-succeeded" in again and 'id="rerun-load"' in again
@@ -174,12 +174,12 @@ def test_an_adhoc_load_is_rerun_from_its_run_while_its_file_is_there(app, loaded
         assert conn.execute("SELECT students, source FROM schools WHERE code = 'TH-777'").fetchone() == (301, "tay")
 
     # A declared source's run kept no request: it is re-run by name, not here.
-    assert client.post(f"/admin/etl/runs/{declared_run}/rerun", data={CSRF_FIELD: token(client)}).status_code == 404
+    assert client.post(f"/admin/etl/runs/{declared_run}/rerun", data={CSRF_FIELD: csrf}).status_code == 404
 
     path.unlink()
     page = client.get(f"/admin/etl/runs/{first.run_id}").get_data(as_text=True)
     assert "không còn nữa" in page and "no longer there" in page and 'id="rerun-load"' not in page
-    gone = client.post(f"/admin/etl/runs/{first.run_id}/rerun", data={CSRF_FIELD: token(client)})
+    gone = client.post(f"/admin/etl/runs/{first.run_id}/rerun", data={CSRF_FIELD: csrf})
     html = gone.get_data(as_text=True)
     assert gone.status_code == 409 and "không còn nữa" in html and "is no longer there" in html
     assert html.index("không còn nữa") < html.index("is no longer there") and str(path) in html
