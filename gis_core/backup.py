@@ -17,10 +17,13 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from .auth.grants import STAFF_DB_ROLES
 from .errors import IocgisError
 
-# The group roles of 0001: restored GRANTs name them, and a new cluster may not have them yet.
-ROLES = ("iocgis_read", "iocgis_ingest", "iocgis_owner")
+# The group roles of 0001 and 0027: restored GRANTs name them, and a new cluster may not have them
+# yet. A dump holds no role memberships (they are the cluster's), so those are made here too.
+ROLES = ("iocgis_read", "iocgis_ingest", "iocgis_owner", *STAFF_DB_ROLES)
+MEMBERSHIPS = tuple(("iocgis_read", member) for member in ("iocgis_ingest", *STAFF_DB_ROLES))
 
 USER_OBJECTS = """
 SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -122,6 +125,13 @@ def restore(url: str, path: Path) -> None:
                 except psycopg.Error as exc:
                     raise BackupError(f"Thiếu vai trò {role} và không tạo được nó.",
                                       f"Role {role} is missing and cannot be created.") from exc
+        for group, member in MEMBERSHIPS:
+            if not conn.execute("SELECT pg_has_role(%s, %s, 'MEMBER')", (member, group)).fetchone()[0]:
+                try:
+                    conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(member)))
+                except psycopg.Error as exc:
+                    raise BackupError(f"Không cho được {member} làm thành viên của {group}.",
+                                      f"Cannot make {member} a member of {group}.") from exc
     conninfo, env = _split(url)
     # --clean --if-exists: the dump re-creates the public schema, which even an empty database has.
     _run([_tool("pg_restore"), "--no-owner", "--single-transaction", "--exit-on-error", "--clean", "--if-exists",

@@ -109,7 +109,7 @@ def db_migrate() -> None:
     settings = _settings()
     try:
         with connect(database_url(settings)) as conn:
-            done = migrate(conn, settings.migrations_dir)
+            done = migrate(conn, settings.migrations_dir, settings.layers_dir)
     except Exception as exc:
         _fail(exc)
     click.echo(f"applied {len(done)} migration(s)" + "".join(f"\n  {m.path.name}" for m in done))
@@ -134,10 +134,70 @@ def db_reset(yes: bool) -> None:
             conn.execute(sql.SQL("CREATE SCHEMA public AUTHORIZATION {}").format(sql.Identifier(owner)))
             conn.execute("DROP TABLE IF EXISTS schema_migrations")
         with connect(database_url(settings)) as conn:
-            done = migrate(conn, settings.migrations_dir)
+            done = migrate(conn, settings.migrations_dir, settings.layers_dir)
     except Exception as exc:
         _fail(exc)
     click.echo(f"reset; applied {len(done)} migration(s)")
+
+
+@db.group("grants")
+def db_grants() -> None:
+    """Quyền của các vai trò CSDL trên các lớp / database roles' rights on the layers."""
+
+
+def _grants_table(conn, grants, check: bool) -> int:
+    """Print one line per table and role; with `check`, mark and count those the database differs on."""
+    from .auth.grants import actual
+
+    drift = 0
+    for g in grants:
+        select = "*" if g.all_columns else (", ".join(g.columns) or "-")
+        line = f"{g.schema + '.' + g.table:<24} {g.role:<16} SELECT {select}"
+        if g.writes:
+            line += f"; {', '.join(g.writes)}"
+        if check and actual(conn, g) != (g.columns, g.writes):
+            drift += 1
+            line = "≠ " + line
+        click.echo(line)
+    return drift
+
+
+@db_grants.command("show")
+def db_grants_show() -> None:
+    """Quyền theo danh mục lớp, đánh dấu ≠ chỗ CSDL khác / the registry's grants, ≠ where the database differs."""
+    from .auth.grants import plan
+    from .db import connect, database_url
+    from .registry import Registry
+
+    settings = _settings()
+    try:
+        registry = Registry.load(settings.layers_dir)
+        with connect(database_url(settings)) as conn:
+            drift = _grants_table(conn, plan(conn, registry), check=True)
+    except Exception as exc:
+        _fail(exc)
+    if drift:
+        click.echo(f"{drift} khác danh mục lớp: chạy `iocgis db grants apply`.\n"
+                   f"{drift} differ from the registry: run `iocgis db grants apply`.")
+        sys.exit(1)
+
+
+@db_grants.command("apply")
+def db_grants_apply() -> None:
+    """Cấp lại quyền theo danh mục lớp / grant the rights again from the registry."""
+    from .auth.grants import apply
+    from .db import connect, database_url
+    from .registry import Registry
+
+    settings = _settings()
+    try:
+        registry = Registry.load(settings.layers_dir)
+        with connect(database_url(settings)) as conn:
+            grants = apply(conn, registry)
+            _grants_table(conn, grants, check=False)
+    except Exception as exc:
+        _fail(exc)
+    click.echo(f"Đã cấp quyền / granted: {len(grants)} (table, role) pairs")
 
 
 @db.command("psql", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})

@@ -61,8 +61,15 @@ def applied(conn: psycopg.Connection) -> dict[int, str]:
         return dict(cur.fetchall())
 
 
-def migrate(conn: psycopg.Connection, directory: Path) -> list[Migration]:
-    """Apply pending migrations; refuse if an applied one has been edited since."""
+def migrate(conn: psycopg.Connection, directory: Path, layers_dir: Path | None = None) -> list[Migration]:
+    """Apply pending migrations; refuse if an applied one has been edited since. Then, every time,
+    grant the app roles their rights on the layer tables from the registry (auth/grants.py): a
+    migration may have added a column, a layer file may have changed who sees a field."""
+    from .auth import grants
+    from .registry import Registry
+    from .settings import Settings
+
+    registry = Registry.load(layers_dir or Settings().layers_dir)
     migrations = discover(directory)
     done: list[Migration] = []
     conn.autocommit = True
@@ -85,6 +92,7 @@ def migrate(conn: psycopg.Connection, directory: Path) -> list[Migration]:
                     (m.version, m.name, m.checksum),
                 )
             done.append(m)
+        grants.apply(conn, registry)
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
     return done
