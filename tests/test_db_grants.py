@@ -131,6 +131,19 @@ def test_privileges_follow_the_registry_when_reapplied(admin_url, db_url, conn, 
         assert denied(viewer, "SELECT reporter_contact FROM incidents")
 
 
+def test_a_layer_that_is_not_public_is_read_only_by_its_readable_by(conn, tmp_path):
+    layers = tmp_path / "layers"
+    shutil.copytree(Settings().layers_dir, layers)
+    path = layers / "clinics.yml"
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw.update(public=False, readable_by=["planner", "steward", "admin"])
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    grants.apply(conn, Registry.load(layers))
+    readers = {role for role in grants.DB_ROLES if conn.execute(
+        "SELECT has_any_column_privilege(%s, 'clinics', 'SELECT')", (role,)).fetchone()[0]}
+    assert readers == {"iocgis_planner", "iocgis_steward", "iocgis_admin"}
+
+
 def test_applying_twice_changes_nothing(conn):
     registry = Registry.load(Settings().layers_dir)
     acl = "SELECT c.relname, c.relacl::text FROM pg_class c WHERE c.relname IN ('incidents', 'schools') ORDER BY 1"
