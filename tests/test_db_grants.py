@@ -144,6 +144,20 @@ def test_a_layer_that_is_not_public_is_read_only_by_its_readable_by(conn, tmp_pa
     assert readers == {"iocgis_planner", "iocgis_steward", "iocgis_admin"}
 
 
+def test_a_restored_backup_keeps_the_column_grants(db_url, empty_db, tmp_path):
+    from gis_core.backup import backup, restore
+
+    backup(db_url, tmp_path / "db.dump")
+    restore(empty_db, tmp_path / "db.dump")
+    with psycopg.connect(empty_db) as restored:
+        can = restored.execute(
+            "SELECT has_column_privilege('iocgis_viewer', 'incidents', 'category', 'SELECT'),"
+            "       has_column_privilege('iocgis_viewer', 'incidents', 'reporter_contact', 'SELECT'),"
+            "       has_column_privilege('iocgis_operator', 'incidents', 'reporter_contact', 'SELECT'),"
+            "       has_table_privilege('iocgis_steward', 'schools', 'INSERT')").fetchone()
+    assert can == (True, False, True, True)
+
+
 def test_applying_twice_changes_nothing(conn):
     registry = Registry.load(Settings().layers_dir)
     acl = "SELECT c.relname, c.relacl::text FROM pg_class c WHERE c.relname IN ('incidents', 'schools') ORDER BY 1"
