@@ -132,10 +132,13 @@ def apply(conn: psycopg.Connection, registry: Registry) -> list[Grant]:
 def actual(conn: psycopg.Connection, grant: Grant) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The columns `grant.role` may SELECT and the writes it holds on the table now, its own
     grants and those of the roles it belongs to (what a member logging in gets)."""
-    target = f"{sql.Identifier(grant.schema, grant.table).as_string(conn)}"
-    columns = _columns(conn, grant.schema, grant.table) or ()
-    readable = tuple(c for c in columns if conn.execute(
-        "SELECT has_column_privilege(%s, %s::regclass, %s, 'SELECT')", (grant.role, target, c)).fetchone()[0])
-    writes = tuple(w for w in WRITES if conn.execute(
-        "SELECT has_table_privilege(%s, %s::regclass, %s)", (grant.role, target, w)).fetchone()[0])
-    return readable, writes
+    table = sql.Identifier(grant.schema, grant.table).as_string(conn)
+    columns, writes = conn.execute(
+        "SELECT (SELECT coalesce(array_agg(a.attname::text ORDER BY a.attnum), '{}') FROM pg_attribute a"
+        "        WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped"
+        "          AND has_column_privilege(%(role)s, t.oid, a.attnum, 'SELECT')),"
+        "       (SELECT coalesce(array_agg(w ORDER BY o), '{}') FROM unnest(%(writes)s::text[]) WITH ORDINALITY u(w, o)"
+        "        WHERE has_table_privilege(%(role)s, t.oid, w))"
+        " FROM (SELECT %(table)s::regclass::oid AS oid) t",
+        {"role": grant.role, "table": table, "writes": list(WRITES)}).fetchone()
+    return tuple(columns), tuple(writes)
