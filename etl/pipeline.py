@@ -28,6 +28,7 @@ import shapely
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from gis_core.audit import set_actor
 from gis_core.registry import Registry
 
 from .errors import EtlError
@@ -441,8 +442,9 @@ def _unlock(conn: psycopg.Connection, table: str) -> None:
 
 
 def run_source(url: str, registry: Registry, source: Source, *, path: Path | None = None, dry_run: bool = False,
-               progress: Callable[[int, int], Iterator] | None = None) -> RunResult:
-    """Run one source (one file of it, for a drop directory) and return what happened.
+               progress: Callable[[int, int], Iterator] | None = None, actor: str | None = None) -> RunResult:
+    """Run one source (one file of it, for a drop directory) and return what happened. The audit
+    trail names `actor` (who asked for the run, e.g. a steward's re-run) or else the source.
 
     `progress(total, ...)`, when given, is a context manager factory yielding a callable that
     advances by a number of rows (click.progressbar fits)."""
@@ -467,7 +469,7 @@ def run_source(url: str, registry: Registry, source: Source, *, path: Path | Non
                 run_id = conn.execute(START_RUN, (source.name, source.layer, data.checksum, request)).fetchone()[0]
                 conn.execute(MARK_STALE, (source.layer, run_id))
             try:
-                result = _load(conn, prep, source, run_id, dry_run, progress)
+                result = _load(conn, prep, source, run_id, dry_run, progress, actor or f"etl:{source.name}")
             except BaseException as exc:
                 if run_id is not None and not conn.closed and not isinstance(exc, KeyboardInterrupt):
                     message = (f"{exc.message_vi}\n{exc.message_en}" if isinstance(exc, EtlError)
@@ -482,13 +484,13 @@ def run_source(url: str, registry: Registry, source: Source, *, path: Path | Non
 
 
 def _load(conn: psycopg.Connection, prep: Prepared, source: Source, run_id: int | None, dry_run: bool,
-          progress) -> RunResult:
+          progress, actor: str) -> RunResult:
     checked = prep.checked
     n = len(prep.extract)
     result = RunResult(run_id, source.name, source.layer, "running", read=n, dry_run=dry_run)
     assign = source.assign_commune and COMMUNE in prep.spec.columns
     with conn.transaction() as tx, conn.cursor() as cur:
-        cur.execute("SELECT set_config('iocgis.actor', %s, true)", (f"etl:{source.name}",))  # audit trail (0019)
+        set_actor(cur, actor)  # audit trail (0019); the run itself is in the rows' etl_run
         if run_id is not None:
             # The history triggers name the run that made each version.
             cur.execute("SELECT set_config('iocgis.etl_run', %s, true)", (str(run_id),))

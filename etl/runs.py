@@ -119,7 +119,7 @@ def declared_sources(directory: Path) -> dict:
     return load_sources(directory)
 
 
-def rerun(url: str, registry, directory: Path, name: str) -> list:
+def rerun(url: str, registry, directory: Path, name: str, actor: str | None = None) -> list:
     """Run the declared source `name` now (each waiting file, for a drop directory). An unknown
     name is a 404; a run refused before writing raises EtlError, its failed run already recorded."""
     from .schedule import run_any
@@ -127,7 +127,7 @@ def rerun(url: str, registry, directory: Path, name: str) -> list:
     sources = declared_sources(directory)
     if name not in sources:
         raise NotFound(f"Không có nguồn khai báo '{name}'.", f"There is no declared source '{name}'.")
-    return run_any(url, registry, sources[name])
+    return run_any(url, registry, sources[name], actor=actor)
 
 
 def request_file(run: dict) -> Path | None:
@@ -135,7 +135,7 @@ def request_file(run: dict) -> Path | None:
     return Path(run["request"]["path"]) if run.get("request") else None
 
 
-def rerun_load(url: str, registry, run: dict):
+def rerun_load(url: str, registry, run: dict, actor: str | None = None):
     """Make the ad-hoc load of `run` (as get_run reads it) again, with the same layer, file and options. A run
     that kept no request (a declared source's, or one from before requests were kept) is a 404;
     a file no longer there is a 409 saying where it was; a run refused before writing raises
@@ -152,7 +152,7 @@ def rerun_load(url: str, registry, run: dict):
                        f" hoặc nạp lại bằng iocgis etl load.",
                        f"Cannot re-run load {run_id}: the file {path} is no longer there. Put it back or load"
                        f" it again with iocgis etl load.")
-    return run_source(url, registry, Source.from_request(run["request"]))
+    return run_source(url, registry, Source.from_request(run["request"]), actor=actor)
 
 
 def latest_run_of(conn: psycopg.Connection, source: str) -> int | None:

@@ -26,14 +26,15 @@ LAST_START = "SELECT max(started_at) FROM etl_runs WHERE source = %s"
 
 
 def run_any(url: str, registry: Registry, source: Source, *, dry_run: bool = False,
-            progress=None) -> list[RunResult]:
+            progress=None, actor: str | None = None) -> list[RunResult]:
     """One run, or for a drop directory one run per waiting file (then filed away)."""
     if source.kind != "directory":
-        return [run_source(url, registry, source, dry_run=dry_run, progress=progress)]
+        return [run_source(url, registry, source, dry_run=dry_run, progress=progress, actor=actor)]
     results = []
     for path in dropped_files(source):
         try:
-            results.append(run_source(url, registry, source, path=path, dry_run=dry_run, progress=progress))
+            results.append(run_source(url, registry, source, path=path, dry_run=dry_run, progress=progress,
+                                      actor=actor))
         except EtlError:
             if not dry_run:
                 file_away(path, "failed")

@@ -172,6 +172,10 @@ def test_an_adhoc_load_is_rerun_from_its_run_while_its_file_is_there(app, loaded
     assert "status-succeeded" in again and 'id="rerun-load"' in again
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT students, source FROM schools WHERE code = 'TH-777'").fetchone() == (301, "tay")
+        # The audit trail names the steward who pressed the button, and the run that wrote the row.
+        rerun_id = int(r.headers["Location"].rstrip("/").rsplit("/", 1)[-1])
+        assert conn.execute("SELECT actor FROM audit_log WHERE table_name = 'schools' AND etl_run = %s",
+                            (rerun_id,)).fetchall() == [(f"user:{ensure_user(url, 'steward')}",)]
 
     # A declared source's run kept no request: it is re-run by name, not here.
     assert client.post(f"/admin/etl/runs/{declared_run}/rerun", data={CSRF_FIELD: csrf}).status_code == 404

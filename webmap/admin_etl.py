@@ -22,7 +22,7 @@ from etl.errors import EtlError
 from gis_core.db import database_url
 from gis_core.errors import InvalidParameter, IocgisError, NotFound
 
-from .auth import CSRF_FIELD, csrf_token, guard
+from .auth import CSRF_FIELD, csrf_token, guard, principal
 from .map import ASSETS
 
 blueprint = Blueprint("admin_etl", __name__, url_prefix="/admin/etl")
@@ -123,7 +123,8 @@ def rerun_load(run_id: str):
         run = etl_runs.get_run(conn, _run_id(run_id))
     state = _state()
     try:
-        made = etl_runs.rerun_load(database_url(state["settings"]), state["registry"], run).run_id
+        made = etl_runs.rerun_load(database_url(state["settings"]), state["registry"], run,
+                                   actor=principal().actor).run_id
     except EtlError:                # refused before writing: recorded as a failed run of that load
         with _database().connection() as conn:
             made = etl_runs.latest_run_of(conn, run["source"])
@@ -137,7 +138,7 @@ def rerun(name: str):
     url = database_url(state["settings"])
     refused = False
     try:
-        results = etl_runs.rerun(url, state["registry"], _sources_dir(), name)
+        results = etl_runs.rerun(url, state["registry"], _sources_dir(), name, actor=principal().actor)
     except EtlError:
         results, refused = [], True       # recorded as a failed run, with its bilingual reason
     made = [r.run_id for r in results if r.run_id is not None]
