@@ -252,14 +252,16 @@ def properties_expression(columns: Sequence[Column]) -> sql.Composable:
 
 # -- templates -------------------------------------------------------------------------------------
 
-# The page's features in the order asked for, the sort keys of its first and last rows (as text,
-# the cursor's form), whether more rows follow (one row more is read, not shown) and, when asked,
-# the layer's data version read in the same snapshot. A page read backward (a prev page) is
-# selected in reverse order and presented the right way round.
+# The page's features in the order asked for (as JSON text, see paging.RawFeatures) and how many,
+# the sort keys of its first and last rows (as text, the cursor's form), whether more rows follow
+# (one row more is read, not shown) and, when asked, the layer's data version read in the same
+# snapshot. A page read backward (a prev page) is selected in reverse order and presented the right
+# way round.
 PAGE = """
 SELECT coalesce(json_agg(json_build_object(
          'type', 'Feature', 'id', t.{id}, 'geometry', {geometry}, 'properties', {properties}
-       ) ORDER BY t.__row {presentation}) FILTER (WHERE t.__row <= %(limit)s), '[]'::json),
+       ) ORDER BY t.__row {presentation}) FILTER (WHERE t.__row <= %(limit)s), '[]'::json)::text,
+       least(count(*), %(limit)s)::int,
        (array_agg(t.__key ORDER BY t.__row {presentation}) FILTER (WHERE t.__row <= %(limit)s))[1],
        (array_agg(t.__key ORDER BY t.__row {presentation}) FILTER (WHERE t.__row <= %(limit)s))
          [least(count(*), %(limit)s)::int],

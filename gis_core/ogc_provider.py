@@ -12,6 +12,7 @@ The request's own parameters reach the provider through gis_core/paging.py.
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -59,7 +60,8 @@ class Positions:
 
 @dataclass(frozen=True)
 class Page:
-    features: list
+    features: str             # a JSON array, as PostgreSQL wrote it
+    count: int
     first: list | None        # sort keys (text, id last) of the first and last feature, for cursors
     last: list | None
     at_start: bool = False    # known to be the first page: no `prev`
@@ -282,8 +284,11 @@ class FastPostGISProvider(BaseProvider):
             raise ProviderInvalidQueryError(user_msg=f"Giá trị không hợp lệ / invalid value: {detail}") from None
         except (PoolTimeout, psycopg.OperationalError) as exc:
             raise DatabaseUnavailableError() from exc
-        response["features"] = found.features
-        response["numberReturned"] = len(found.features)
+        raw = paging.RAW_FEATURES.get()
+        # A GeoJSON page takes the features' text as it is; other formats (HTML, CSV) need objects.
+        response["features"] = (raw.hold(found.features, found.count) if raw is not None and found.count
+                                else json.loads(found.features))
+        response["numberReturned"] = found.count
         if request:
             response["links"] = self._links(request, sort, limit, offset, cursor, found)
         return response
@@ -296,16 +301,16 @@ class FastPostGISProvider(BaseProvider):
 
     def _page(self, conn, page: fsql.PageQuery, limit: int, offset: int) -> Page:
         statement, params = fsql.page_sql(self.catalog, page, limit, offset)
-        features, first, last, more, _ = conn.execute(statement, params).fetchone()
+        features, count, first, last, more, _ = conn.execute(statement, params).fetchone()
         # Read backward, "no more" means no row before this page: it is the first.
-        return Page(features, first, last, at_start=not more if page.backward else offset == 0)
+        return Page(features, count, first, last, at_start=not more if page.backward else offset == 0)
 
     def _after(self, conn, page: fsql.PageQuery, cursor: paging.Cursor, limit: int) -> Page:
         """The page after the cursor's row, or before it (a prev link): a range of the sort keys."""
         keyset = fsql.keyset_clause(page.keys, cursor.values, cursor.backward)
         found = self._page(conn, replace(page, where=fsql.and_all(page.where, keyset), backward=cursor.backward),
                            limit, 0)
-        if cursor.backward and len(found.features) < limit:
+        if cursor.backward and found.count < limit:
             # Fewer rows than a page before the cursor: that is the start, so show the first page.
             return self._page(conn, page, limit, 0)
         return found if cursor.backward else replace(found, at_start=False)
@@ -324,9 +329,9 @@ class FastPostGISProvider(BaseProvider):
             start = fsql.from_position_clause(self.catalog, positions.ids[n], offset - n * POSITION_STRIDE)
             statement, params = fsql.page_sql(self.catalog, replace(
                 page, where=fsql.and_all(page.where, start), version_table=self.version_table), limit, 0)
-            features, first, last, _, version = conn.execute(statement, params).fetchone()
+            features, count, first, last, _, version = conn.execute(statement, params).fetchone()
             if version == positions.version:
-                return Page(features, first, last)
+                return Page(features, count, first, last)
             stale = positions
         return self._page(conn, page, limit, offset)
 
@@ -355,7 +360,7 @@ class FastPostGISProvider(BaseProvider):
         before its first row on cursor pages, as an offset on offset pages. When there is no `next`,
         pygeoapi adds the offset `prev` itself (and no `next`: the page was not full)."""
         links = []
-        if len(page.features) == limit and page.last is not None:
+        if page.count == limit and page.last is not None:
             links.append(request.link("next", "Trang sau / Next page",
                                       cursor=paging.Cursor(sort, tuple(page.last)).encode()))
             if not cursor and offset > 0:

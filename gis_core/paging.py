@@ -11,6 +11,10 @@ its two vendor parameters and the base of its `next`/`prev` links:
 - `asOf`: the layer as it was at a date or instant, read from history.<table> (migration 0008). It
   is not `datetime`, which in OGC API Features filters on the features' own time field.
 
+A GeoJSON page goes out with its features as PostgreSQL wrote them (`RawFeatures`): pygeoapi
+still builds the rest of the document (links, timeStamp, headers), around a placeholder that the
+web layer swaps for the features' JSON text, instead of decoding 100 features and encoding them again.
+
 A cursor carries a checksum so that an altered or truncated one is refused with a 400. It is not a
 secret: a cursor made by hand can only name a position in the same order, which `offset` already can.
 """
@@ -23,6 +27,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import secrets
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -67,6 +72,46 @@ def items_request(url: str, args: Sequence[tuple[str, str]]) -> Iterator[ItemsRe
         yield request
     finally:
         ITEMS_REQUEST.reset(token)
+
+
+class RawFeatures:
+    """The features of one GeoJSON page as JSON text, held while pygeoapi serialises the page
+    around a placeholder: a list of as many copies of a random token as there are features, so
+    that pygeoapi counts them right, and that no link or title of the page can contain."""
+
+    def __init__(self) -> None:
+        self.token = secrets.token_hex(12)
+        self.text: str | None = None
+        self.count = 0
+
+    def hold(self, text: str, count: int) -> list[str]:
+        self.text, self.count = text, count
+        return [self.token] * count
+
+    def splice(self, body: str) -> str:
+        """`body`, pygeoapi's compact JSON of the page, with the features' text in place of the
+        placeholder; escaped as pygeoapi escapes its whole document (< and > as &lt; and &gt;)."""
+        if self.text is None:
+            return body
+        placeholder = "[" + ",".join([f'"{self.token}"'] * self.count) + "]"
+        head, found, tail = body.partition(placeholder)
+        if not found:
+            raise RuntimeError("the page's features placeholder is missing from pygeoapi's document")
+        return head + self.text.replace("<", "&lt;").replace(">", "&gt;") + tail
+
+
+RAW_FEATURES: ContextVar[RawFeatures | None] = ContextVar("iocgis_raw_features", default=None)
+
+
+@contextlib.contextmanager
+def raw_features() -> Iterator[RawFeatures]:
+    """Let the provider hand over the page's features as text, for the duration of pygeoapi's handler."""
+    raw = RawFeatures()
+    token = RAW_FEATURES.set(raw)
+    try:
+        yield raw
+    finally:
+        RAW_FEATURES.reset(token)
 
 
 # How the two vendor parameters appear in the OpenAPI document (webmap/ogc.py adds them to every

@@ -152,3 +152,35 @@ def test_number_matched_exact_on_small_layers(server, demo_url):
         assert body["numberMatched"] == conn.execute("SELECT count(*) FROM schools").fetchone()[0]
     _, hits = get(server, "incidents/items", resulttype="hits", filter="category = 'fire'")
     assert hits["numberReturned"] == 0 and hits["numberMatched"] > 0
+
+
+def test_raw_features_take_the_placeholder_s_place_as_pygeoapi_would_have_written_them():
+    """A GeoJSON page carries the features' JSON as PostgreSQL wrote it (paging.RawFeatures): once
+    spliced into pygeoapi's document it reads as the features pygeoapi would have encoded itself,
+    its escaping of < and > included, and pygeoapi counted the features right."""
+    from pygeoapi.util import to_json
+
+    from gis_core import paging
+
+    text = ('[{"type" : "Feature", "id" : 7, "geometry" : {"type":"Point","coordinates":[104.1,22.3]},'
+            ' "properties" : {"name" : "Trường <b>Kim Tân</b>", "students" : 812}}, \n'
+            ' {"type" : "Feature", "id" : 8, "geometry" : null, "properties" : {"name" : "a > b"}}]')
+    raw = paging.RawFeatures()
+    features = raw.hold(text, 2)
+    assert len(features) == 2
+    page = {"type": "FeatureCollection", "features": features, "numberReturned": 2,
+            "links": [{"rel": "self", "href": "http://127.0.0.1/ogc/collections/schools/items?f=json"}]}
+    spliced = json.loads(raw.splice(to_json(page)))
+    assert spliced == json.loads(to_json({**page, "features": json.loads(text)}))
+    assert spliced["features"][0]["properties"]["name"] == "Trường &lt;b&gt;Kim Tân&lt;/b&gt;"
+    with pytest.raises(RuntimeError):  # a document without the placeholder: never sent half-made
+        raw.splice('{"type":"FeatureCollection","features":[]}')
+
+
+def test_geojson_page_holds_the_same_features_as_the_single_items(server):
+    _, page = get(server, "schools/items", limit=5)
+    assert page["numberReturned"] == len(page["features"]) == 5
+    assert {link["rel"] for link in page["links"]} >= {"self", "next", "collection"}
+    for feature in page["features"]:
+        _, item = get(server, f"schools/items/{feature['id']}")
+        assert (feature["geometry"], feature["properties"]) == (item["geometry"], item["properties"])

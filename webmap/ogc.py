@@ -24,7 +24,7 @@ import pygeoapi.api.processes as processes_api
 import pygeoapi.api.tiles as tiles_api
 from flask import Blueprint, Response, g, make_response, request, send_from_directory
 from psycopg_pool import PoolTimeout
-from pygeoapi.api import API, APIRequest, apply_gzip
+from pygeoapi.api import API, F_JSON, APIRequest, apply_gzip
 from pygeoapi.openapi import get_oas
 from pygeoapi.plugin import load_plugin
 from pygeoapi.provider import get_provider_by_type
@@ -232,7 +232,7 @@ def blueprint(settings: Settings) -> Blueprint:
     @bp.route("/collections/<collection_id>/items")
     def items(collection_id: str) -> Response:
         with published(collection_id):
-            return _geojson(run(itemtypes_api.get_collection_items, collection_id, check_format=False))
+            return _geojson(run(_items, collection_id, check_format=False))
 
     @bp.route("/collections/<collection_id>/items/<item_id>")
     def item(collection_id: str, item_id: str) -> Response:
@@ -309,6 +309,16 @@ def _geojson(response: Response) -> Response:
     if response.status_code == 200 and response.mimetype == "application/json":
         response.headers["Content-Type"] = "application/geo+json"
     return response
+
+
+def _items(api: API, api_request: APIRequest, collection_id: str):
+    """pygeoapi's items handler; a compact GeoJSON page gets its features as PostgreSQL wrote them
+    (gis_core/paging.py RawFeatures), the other formats as pygeoapi makes them."""
+    if api_request.format not in (F_JSON, None) or api.pretty_print:  # None: JSON, the default
+        return itemtypes_api.get_collection_items(api, api_request, collection_id)
+    with paging.raw_features() as raw:
+        headers, status, content = itemtypes_api.get_collection_items(api, api_request, collection_id)
+    return headers, status, raw.splice(content) if status == HTTPStatus.OK else content
 
 
 def _coverage(api: API, api_request: APIRequest, collection_id: str):
