@@ -375,3 +375,8 @@ def test_bad_scale_is_refused(conn, demo_settings):
 
     with pytest.raises(InvalidParameter):
         load_demo(conn, demo_settings, scale=0)
+
+
+def test_the_audit_trail_names_the_demo_load(conn, loaded):
+    actors = conn.execute("SELECT DISTINCT actor FROM audit_log WHERE table_name IN ('schools', 'incidents')").fetchall()
+    assert actors == [("demo:load",)]

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import psycopg
 
+from ..audit import set_actor
 from ..errors import InvalidParameter
 from ..settings import Settings
 from ..text import unaccent
@@ -72,6 +73,7 @@ def load_demo(conn: psycopg.Connection, settings: Settings, scale: int = 1, forc
     try:
         with conn.transaction(), conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+            set_actor(cur, "demo:load")   # the audit trail says these rows are the demo's
             province, communes = read_units(settings.data_dir)
             before = store.state(cur, PROVINCE_CODE)
             if not force and before.loaded(len(communes), INCIDENTS_PER_SCALE * scale):
