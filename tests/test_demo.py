@@ -378,5 +378,6 @@ def test_bad_scale_is_refused(conn, demo_settings):
 
 
 def test_the_audit_trail_names_the_demo_load(conn, loaded):
-    actors = conn.execute("SELECT DISTINCT actor FROM audit_log WHERE table_name IN ('schools', 'incidents')").fetchall()
+    actors = conn.execute(
+        "SELECT DISTINCT actor FROM audit_log WHERE table_name IN ('schools', 'incidents')").fetchall()
     assert actors == [("demo:load",)]
