@@ -52,11 +52,10 @@ from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from zoning_check import ZONES  # noqa: E402  (bench/ is on sys.path when this file runs)
+from zoning_check import ZONES, fresh_database  # noqa: E402  (bench/ is on sys.path when this file runs)
 
 from gis_core import ogc_config, tiles  # noqa: E402
 from gis_core.db import database_url, with_dbname  # noqa: E402
-from gis_core.migrate import migrate  # noqa: E402
 from gis_core.settings import Settings  # noqa: E402
 
 BENCH_DB = "iocgis_bench_ogc"
@@ -96,12 +95,7 @@ class Result:
 
 
 def make_database(admin_url: str, scale: int, zones: int, migrations: Path) -> str:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
-    url = with_dbname(admin_url, BENCH_DB)
-    with psycopg.connect(url) as conn:
-        migrate(conn, migrations)
+    url = fresh_database(admin_url, BENCH_DB, migrations)
     subprocess.run([str(BIN / "iocgis"), "demo", "load", "--scale", str(scale)],
                    env={**os.environ, "DATABASE_URL": url}, check=True)
     with psycopg.connect(url) as conn, conn.cursor() as cur:

@@ -142,13 +142,19 @@ SETUP = [
 ]
 
 
-def make_database(admin_url: str, zones: int, permits: int, migrations: Path) -> str:
+def fresh_database(admin_url: str, name: str, migrations: Path) -> str:
+    """The scratch database `name` made anew on the server of `admin_url` and migrated; its URL."""
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
-    url = with_dbname(admin_url, BENCH_DB)
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = with_dbname(admin_url, name)
     with psycopg.connect(url) as conn:
         migrate(conn, migrations)
+    return url
+
+
+def make_database(admin_url: str, zones: int, permits: int, migrations: Path) -> str:
+    url = fresh_database(admin_url, BENCH_DB, migrations)
     ny = int(np.sqrt(zones / 1.4))
     nx = -(-zones // ny)
     params = {"nx": nx, "ny": ny, "step": 0.004, "n_overlays": max(zones // 100, 10),

@@ -29,18 +29,6 @@ def trail(conn, table: str, **where) -> list[dict]:
         return cur.fetchall()
 
 
-@pytest.fixture
-def units(conn):
-    """A province and a commune, so that layer rows can name one."""
-    conn.execute("""
-        INSERT INTO admin_units (code, parent_code, level, kind, name, full_name, name_unaccent, valid_from,
-                                 source, geom)
-        VALUES ('99', NULL, 'province', 'Tỉnh', 'Thử', 'Tỉnh Thử', 'thu', '2025-07-01', 'test',
-                ST_Multi(ST_MakeEnvelope(103, 22, 105, 23, 4326))),
-               ('99001', '99', 'commune', 'Xã', 'Một', 'Xã Một', 'mot', '2025-07-01', 'test',
-                ST_Multi(ST_MakeEnvelope(103, 22, 104, 23, 4326)))""")
-    conn.commit()
-    return conn
 
 
 def test_sql_insert_update_delete_with_actor_and_changed_columns(units):

@@ -95,14 +95,7 @@ def test_public_role_reads_no_restricted_column_anywhere(conn):
                         ).fetchone()[0]
 
 
-def test_viewer_cannot_write_schools_steward_can(admin_url, db_url, conn):
-    conn.execute("""INSERT INTO admin_units (code, parent_code, level, kind, name, full_name, name_unaccent, valid_from,
-                                             source, geom)
-                    VALUES ('99', NULL, 'province', 'Tỉnh', 'Thử', 'Tỉnh Thử', 'thu', '2025-07-01', 'test',
-                            ST_Multi(ST_MakeEnvelope(103, 22, 105, 23, 4326))),
-                           ('99001', '99', 'commune', 'Xã', 'Một', 'Xã Một', 'mot', '2025-07-01', 'test',
-                            ST_Multi(ST_MakeEnvelope(103, 22, 104, 23, 4326)))""")
-    conn.commit()
+def test_viewer_cannot_write_schools_steward_can(admin_url, db_url, units):
     with login_as(admin_url, db_url, "iocgis_viewer") as viewer:
         assert denied(viewer, SCHOOL)
     with login_as(admin_url, db_url, "iocgis_steward") as steward:
