@@ -241,14 +241,8 @@ class FastPostGISProvider(BaseProvider):
             unfiltered = not (bbox or datetime_ or properties or filterq or as_of_text is not None)
             if as_of_text is not None:
                 where = fsql.and_all(where, fsql.as_of_clause(self._as_of(as_of_text)))
-            page = fsql.PageQuery(
-                where=where, keys=keys,
-                geometry=(sql.SQL("NULL::json") if skip_geometry
-                          else fsql.geometry_expression(self.catalog, target_srid, flip)),
-                properties=fsql.properties_expression(columns),
-                columns=columns,
-                as_of=as_of_text is not None,
-            )
+            page = fsql.PageQuery(where=where, keys=keys, columns=columns, target_srid=target_srid,
+                                  flip_axes=flip, skip_geometry=bool(skip_geometry), as_of=as_of_text is not None)
             with self._connection() as conn:
                 # A cursor page leaves numberMatched out (the standard allows it): pygeoapi would
                 # otherwise take the cursor page for offset 0 and add a `next` link of its own.
