@@ -117,6 +117,14 @@ def test_html_pages_speak_vietnamese_and_english(server, query, headers, languag
     assert ("Các đối tượng trong tập dữ liệu này" in items) == (language == "vi")
     # The menu links the same page in both languages, keeping the rest of the query.
     assert 'href="?f=html&amp;lang=vi">Tiếng Việt</a>' in items and 'href="?f=html&amp;lang=en">English</a>' in items
+    # A language asked for with `lang` stays in pygeoapi's own links (breadcrumbs, collections, items).
+    links = re.findall(r'href="(http[^"]*/ogc[^"]*)"', html + items)
+    own = [link for link in links if "/static/" not in link]
+    assert own and all(("lang=" in link) == ("lang=" in query) for link in own), own
+    if "lang=" in query:
+        assert all(f"lang={language}" in link for link in own), own
+        assert f'{server}/ogc/collections/schools?lang={language}"' in html
+        assert f"{server}/ogc/collections/schools/items/" in items
 
 
 def relief_alpha(server: str, z: int, x: int, y: int):

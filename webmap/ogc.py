@@ -156,11 +156,13 @@ def blueprint(settings: Settings) -> Blueprint:
         return response
 
     origin = settings.base_url
+    ogc_base = config["server"]["url"].rstrip("/")
 
     @bp.after_request
     def _closed_network(response: Response) -> Response:
         if response.mimetype == "text/html" and not response.direct_passthrough:
             html = ogc_html.localise(response.get_data(as_text=True), origin)
+            html = ogc_html.carry_language(html, request.args.get("lang"), ogc_base)
             response.set_data(ogc_html.language_menu(html, list(request.args.items(multi=True))))
         return response
 

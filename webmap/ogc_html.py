@@ -83,3 +83,20 @@ def language_menu(html: str, args: list[tuple[str, str]]) -> str:
         f'href="?{escape(urlencode([*kept, ("lang", code)]))}">{name}</a></li>'
         for code, name in LANGUAGES.items())
     return html.replace(NAV, NAV + items, 1)
+
+
+def carry_language(html: str, lang: str | None, base: str) -> str:
+    """A language picked with `lang` stays picked: pygeoapi's own links (breadcrumbs, collections,
+    items) leave it out, so each of its pages under `base` gets it added, and a reader who chose
+    English is not sent back to the browser's language one click later."""
+    if lang not in LANGUAGES:
+        return html
+
+    def add(match: re.Match) -> str:
+        url = match["url"]
+        if "lang=" in url or url.startswith(f"{base}/static/"):
+            return match[0]
+        return f'href="{url}{"&amp;" if "?" in url else "?"}lang={lang}"'
+
+    return re.sub(rf'href="(?P<url>{re.escape(base)}(?:[/?#][^"]*)?)"', add, html)
+
