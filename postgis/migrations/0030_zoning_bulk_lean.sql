@@ -80,50 +80,46 @@ $$;
 CREATE FUNCTION zoning_overlay_part(subjects zoning_subject[], p_sliver float8, p_srid integer)
 RETURNS TABLE (sid bigint, overlays jsonb, reasons jsonb[])
 LANGUAGE sql STABLE PARALLEL SAFE SET jit = off AS $$
-WITH s AS MATERIALIZED (SELECT u.id, u.geom, u.height_m, u.floors, u.applied_on FROM unnest(subjects) u),
 -- Candidate overlays of each subject: the grid cells its box touches, hash-joined to the cells of
--- the overlays (zoning_overlay_cells), then the exact test against the piece in the cell.
--- (generate_series costs more than everything else here: a footprint within one cell, nearly
--- every one, has its cell computed directly)
-sbox AS MATERIALIZED (
-  SELECT s.id, s.geom, floor(ST_XMin(s.geom) / 0.01)::int AS x0, floor(ST_XMax(s.geom) / 0.01)::int AS x1,
-         floor(ST_YMin(s.geom) / 0.01)::int AS y0, floor(ST_YMax(s.geom) / 0.01)::int AS y1
-  FROM s
+-- the overlays (zoning_overlay_cells), then the exact test against the piece in the cell. Each
+-- step carries the subject's columns along: joined back to the subjects by id, the planner, blind
+-- to their number, would pick nested loops or hash every subject. (generate_series costs more
+-- than everything else here: a footprint within one cell, nearly every one, has its cell computed
+-- directly.)
+WITH sbox AS MATERIALIZED (
+  SELECT u.id, u.geom, u.height_m, u.floors, u.applied_on,
+         floor(ST_XMin(u.geom) / 0.01)::int AS x0, floor(ST_XMax(u.geom) / 0.01)::int AS x1,
+         floor(ST_YMin(u.geom) / 0.01)::int AS y0, floor(ST_YMax(u.geom) / 0.01)::int AS y1
+  FROM unnest(subjects) u
 ),
 scell AS MATERIALIZED (
-  SELECT b.id AS sid, b.geom, zoning_cell(b.x0, b.y0) AS cell FROM sbox b WHERE b.x0 = b.x1 AND b.y0 = b.y1
+  SELECT b.*, zoning_cell(b.x0, b.y0) AS cell FROM sbox b WHERE b.x0 = b.x1 AND b.y0 = b.y1
   UNION ALL
-  SELECT b.id, b.geom, zoning_cell(ix, iy)
+  SELECT b.*, zoning_cell(ix, iy)
   FROM sbox b
   CROSS JOIN LATERAL generate_series(b.x0, b.x1) ix
   CROSS JOIN LATERAL generate_series(b.y0, b.y1) iy
   WHERE b.x0 <> b.x1 OR b.y0 <> b.y1
 ),
--- (the footprint carried along: joined back to `s` by id, the planner, blind to the number of
--- subjects, would test every footprint against every piece)
 touching AS MATERIALIZED (
-  SELECT sc.sid, c.overlay_id, c.geom
+  SELECT sc.id AS sid, sc.geom, sc.height_m, sc.floors, sc.applied_on, c.overlay_id, c.geom AS cgeom
   FROM scell sc JOIN zoning_overlay_cells c ON c.cell = sc.cell
   WHERE ST_Intersects(sc.geom, c.geom)
 ),
--- the footprint in the metric projection, only for the few that touch an overlay
-sm AS MATERIALIZED (
-  SELECT s.*, ST_Transform(s.geom, p_srid) AS gm FROM s WHERE s.id IN (SELECT t.sid FROM touching t)
-),
--- The footprint's area in each overlay: the sum over the overlay's pieces in the cells it touches.
+-- The footprint's area in each overlay (the sum over the overlay's pieces in the cells it
+-- touches), in the metric projection.
 ov AS MATERIALIZED (
   SELECT o.id AS oid, o.code, o.kind, o.name_vi, o.name_en, o.effect, o.max_height_m, o.max_floors,
-         a.sid, s.height_m, s.floors, a.area_m2, a.area_m2 / nullif(ST_Area(s.gm), 0) AS share
+         a.sid, a.height_m, a.floors, a.area_m2, a.area_m2 / nullif(a.total_m2, 0) AS share
   FROM (
-    SELECT c.sid, c.overlay_id,
-           sum(CASE WHEN ST_CoveredBy(s.geom, c.geom) THEN ST_Area(s.gm)
-                    ELSE ST_Area(ST_Intersection(s.gm, ST_Transform(c.geom, p_srid))) END) AS area_m2
-    FROM touching c JOIN sm s ON s.id = c.sid
-    GROUP BY c.sid, c.overlay_id
+    SELECT t.sid, t.overlay_id, t.height_m, t.floors, t.applied_on, min(ST_Area(m.gm)) AS total_m2,
+           sum(CASE WHEN ST_CoveredBy(t.geom, t.cgeom) THEN ST_Area(m.gm)
+                    ELSE ST_Area(ST_Intersection(m.gm, ST_Transform(t.cgeom, p_srid))) END) AS area_m2
+    FROM touching t CROSS JOIN LATERAL (SELECT ST_Transform(t.geom, p_srid) AS gm OFFSET 0) m
+    GROUP BY t.sid, t.overlay_id, t.height_m, t.floors, t.applied_on
   ) a
-  JOIN sm s ON s.id = a.sid
   JOIN zoning_overlays o
-    ON o.id = a.overlay_id AND o.valid_from <= s.applied_on AND (o.valid_to IS NULL OR s.applied_on < o.valid_to)
+    ON o.id = a.overlay_id AND o.valid_from <= a.applied_on AND (o.valid_to IS NULL OR a.applied_on < o.valid_to)
   WHERE a.area_m2 >= p_sliver
 )
 SELECT ov.sid,
@@ -228,10 +224,15 @@ hr AS MATERIALIZED (
                              h.zone_code, h.allowed_uses, h.conditional_uses, h.max_height_m, h.max_floors,
                              h.max_coverage_pct, h.min_setback_m, d.m, tol.setback_tol,
                              coalesce(u.name_vi, h.intended_use), coalesce(u.name_en, h.intended_use),
-                             n.names_vi, n.names_en) AS reasons
+                             u.names_vi, u.names_en) AS reasons
   FROM hits h CROSS JOIN tol
-  LEFT JOIN zoning_uses u ON u.code = h.intended_use
-  LEFT JOIN allowed_names n ON n.allowed_uses = h.allowed_uses
+  -- the names of the uses, looked up only for a piece whose use the zone does not allow
+  LEFT JOIN LATERAL (
+    SELECT u.name_vi, u.name_en, n.names_vi, n.names_en
+    FROM allowed_names n LEFT JOIN zoning_uses u ON u.code = h.intended_use
+    WHERE n.allowed_uses = h.allowed_uses AND NOT h.intended_use = ANY (h.allowed_uses)
+    OFFSET 0
+  ) u ON true
   -- the setback of a footprint in one zone, as zoning_check_permits measures it (see there)
   LEFT JOIN LATERAL (
     SELECT ST_Distance(ST_Transform(h.geom, tol.srid), ST_Transform(ST_Boundary(h.zgeom), tol.srid)) AS m
@@ -355,6 +356,16 @@ LANGUAGE sql SET jit = off SET work_mem = '64MB' AS $$
       SELECT ROW(c.id, c.geom, c.intended_use, c.floors, c.height_m, c.footprint_area_m2, c.parcel_area_m2,
                  c.applied_on)::zoning_subject FROM covering c), tol.sliver, tol.srid) o
   ),
+  -- The setback from the zone's edge (the block's street line), in metres of tol.srid: measured in
+  -- a step of its own, as zoning_zone_reasons mentions it several times and PostgreSQL would not
+  -- inline the function around an expensive argument.
+  measured AS MATERIALIZED (
+    SELECT c.*,
+           CASE WHEN c.min_setback_m > tol.setback_tol
+                THEN ST_Distance(ST_Transform(c.geom, tol.srid), ST_Transform(ST_Boundary(c.zgeom), tol.srid)) END
+             AS setback_m
+    FROM covering c CROSS JOIN tol
+  ),
   inside_checked AS MATERIALIZED (
     SELECT c.id, c.decision_no,
            jsonb_build_object('id', c.zid, 'zone_code', c.zone_code, 'zone_type', c.zone_type,
@@ -363,22 +374,19 @@ LANGUAGE sql SET jit = off SET work_mem = '64MB' AS $$
            o.overlays,
            zoning_zone_reasons(c.intended_use, c.floors, c.height_m, c.footprint_area_m2, c.parcel_area_m2,
                                c.zone_code, c.allowed_uses, c.conditional_uses, c.max_height_m, c.max_floors,
-                               c.max_coverage_pct, c.min_setback_m, d.m, tol.setback_tol,
+                               c.max_coverage_pct, c.min_setback_m, c.setback_m, tol.setback_tol,
                                coalesce(u.name_vi, c.intended_use), coalesce(u.name_en, c.intended_use),
-                               n.names_vi, n.names_en)
+                               u.names_vi, u.names_en)
            || coalesce(o.reasons, '{}') AS reasons
-    FROM covering c
+    FROM measured c
     CROSS JOIN tol
-    LEFT JOIN zoning_uses u ON u.code = c.intended_use
-    LEFT JOIN allowed_names n ON n.allowed_uses = c.allowed_uses
-    -- Setback from the zone's edge (the block's street line), in metres of tol.srid. A column of
-    -- its own, not an expression in the call: zoning_zone_reasons mentions it several times and
-    -- PostgreSQL would not inline the function around an expensive argument.
+    -- the names of the uses, looked up only for a footprint whose use the zone does not allow
     LEFT JOIN LATERAL (
-      SELECT ST_Distance(ST_Transform(c.geom, tol.srid), ST_Transform(ST_Boundary(c.zgeom), tol.srid)) AS m
-      WHERE c.min_setback_m > tol.setback_tol
+      SELECT u.name_vi, u.name_en, n.names_vi, n.names_en
+      FROM allowed_names n LEFT JOIN zoning_uses u ON u.code = c.intended_use
+      WHERE n.allowed_uses = c.allowed_uses AND NOT c.intended_use = ANY (c.allowed_uses)
       OFFSET 0
-    ) d ON true
+    ) u ON true
     LEFT JOIN overlaid o ON o.sid = c.id
   ),
   results AS (
