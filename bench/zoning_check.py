@@ -35,6 +35,7 @@ proximity 0.3 s.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -282,6 +283,41 @@ def evaluate(permits: gpd.GeoDataFrame, zones: gpd.GeoDataFrame, overlays: gpd.G
 # -- ours ----------------------------------------------------------------------------------------
 
 
+def cluster_cpu(url: str) -> float | None:
+    """CPU seconds used so far by the PostgreSQL server of `url`: the postmaster, its live processes
+    and the backends it has reaped (their time is added to its children's), or None when its
+    processes cannot be read (another machine or user)."""
+    with psycopg.connect(url) as conn:
+        data_dir = conn.execute("SELECT setting FROM pg_settings WHERE name = 'data_directory'").fetchone()[0]
+    try:
+        postmaster = int(Path(data_dir, "postmaster.pid").read_text().split()[0])
+        total = 0.0
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue                    # gone meanwhile
+            pid, ppid = int(proc.name), int(fields[1])
+            if pid == postmaster:
+                total += sum(int(f) for f in fields[11:15])     # utime, stime, cutime, cstime
+            elif ppid == postmaster:
+                total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def timed(url: str, run):
+    """run()'s result, with the CPU seconds it and the server spent (None when not measurable)."""
+    cpu0, mine0 = cluster_cpu(url), time.process_time()
+    result = run()
+    cpu1, mine1 = cluster_cpu(url), time.process_time()
+    server = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
+    return result, server, mine1 - mine0
+
+
 def ours(url: str, workers: int) -> float:
     started = time.perf_counter()
     counts = check_permits(url, all_permits=True, workers=workers)
@@ -323,12 +359,16 @@ def main() -> None:
         conn.commit()
     print(f"data: {counts[0]:,} permits, {counts[1]:,} zones, {counts[2]:,} overlays "
           f"(set up in {time.perf_counter() - started:.1f} s)")
-    t_ours = ours(url, args.workers)
-    _verdicts, t_base = baseline(url)
+    t_ours, server_ours, python_ours = timed(url, lambda: ours(url, args.workers))
+    (_verdicts, t_base), server_base, python_base = timed(url, lambda: baseline(url))
     n, verdict_diff, rule_diff = compare(url)
     print(f"ours (set-based SQL, {args.workers} connections): {t_ours:.2f} s")
     print(f"baseline (geopandas, read + sjoin + rules + write): {t_base:.2f} s")
     print(f"ratio: {t_base / t_ours:.1f}x faster")
+    if server_ours is not None and server_base is not None:
+        print(f"CPU seconds (server + this process): ours {server_ours + python_ours:.2f}"
+              f" ({server_ours:.2f} + {python_ours:.2f}), baseline {server_base + python_base:.2f}"
+              f" ({server_base:.2f} + {python_base:.2f})")
     print(f"verdicts: {n:,} permits, {verdict_diff} differ; rule sets: {rule_diff} differ")
     if verdict_diff:
         sys.exit(1)
