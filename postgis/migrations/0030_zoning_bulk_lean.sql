@@ -422,8 +422,10 @@ LANGUAGE sql SET jit = off SET work_mem = '64MB' AS $$
   SELECT done.verdict, count(*) FROM done GROUP BY done.verdict
 $$;
 
-GRANT EXECUTE ON FUNCTION zoning_overlay_part(zoning_subject[], float8, integer) TO iocgis_read;
+GRANT EXECUTE ON FUNCTION zoning_overlay_part(zoning_subject[], float8, integer),
+  zoning_zone_reasons(text, integer, numeric, numeric, numeric, text, text[], text[], numeric, integer, numeric,
+                      numeric, float8, float8, text, text, text, text) TO iocgis_read;
 
--- replaced by the one above in every caller
+-- 0017's zoning_zone_reasons: every caller now uses the one at the top of this file
 DROP FUNCTION zoning_zone_reasons(text, integer, numeric, numeric, numeric, text, text[], text[], numeric, integer,
                                    numeric, numeric, float8, float8);
