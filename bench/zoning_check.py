@@ -8,33 +8,59 @@ and corridor overlays, and `--permits` small rectangular footprints (10-25 m a s
 random points of the zones, about 12 % of them breaking a rule and some crossing a zone edge.
 Both implementations then check every permit and write their verdicts back:
 
-- ours: `zoning.check_permits` (the SQL of postgis/migrations/0011, 0017 and 0020; permits in
-  spatial order, chunks of 5,000 on two connections);
+- ours: `zoning.check_permits` (the SQL of postgis/migrations/0011, 0017, 0020 and 0030; permits
+  in spatial order, chunks of 5,000 on two connections);
 - baseline: read both layers with geopandas, `sjoin`, intersection areas and setbacks in the
   check's metric projection (zoning_tolerances.metric_srid, UTM 48N; ours measures in the same
   projection) for the shares, the same rules in pandas, verdicts written back with COPY.
 
-It prints both times, the ratio, and whether the verdicts (and the rules broken) agree.
+It prints both times, the ratio, whether the verdicts (and the rules broken) agree, and the CPU
+seconds each side cost: the server's (postmaster, its live processes and the backends it reaped)
+plus this process's. On a shared machine the CPU seconds move far less than the wall times.
 
-Measured 2026-11-22 with 100,000 permits and 50,000 zones on the 2-core development machine while
-other jobs kept its load average at 9-14, so wall times are several times those of an idle machine
-and swing from run to run. Seven runs with migration 0020: 0.9x, 1.3x, 1.5x, 1.7x, 1.0x, 1.3x, 1.0x
-faster (median 1.3x). Verdicts and rules broken were identical on all 100,000 permits in every run
-but one, where the baseline's float arithmetic failed a permit exactly at its coverage limit
-(fixed in `evaluate`). Counting CPU seconds instead (the Python process plus every backend of the
-cluster), which the load changes far less: ours 6.2 and 6.8 s against 5.2 and 5.5 s for the
-baseline in two runs (before 0020: 7.6 s against 5.4 s). So the check is faster only because it
-uses both cores, and the goal (3x) is not met. Where
-ours spends its CPU (the bulk function cut after each stage, per 100,000 permits): finding the
-zones whose box holds each footprint and testing which covers it 1.35 s, zoning_evaluate for the
-15 % of footprints that cross a zone edge or touch an overlay 1.7 s, rules, setbacks and JSON for
-the rest 0.9 s, writing permit_checks 1.0 s (0.4 s of it the foreign-key check), overlay
-proximity 0.3 s.
+Measured 2026-11-22 06:09-06:10 UTC, 100,000 permits and 50,000 zones, on the 2-core development
+machine at a load average of 1.2-1.3 (other jobs), in one locked session on one database, first
+with the migrations up to 0020, then with 0030 applied:
+
+                      ratio (wall)          CPU seconds, ours / baseline
+    up to 0020        1.3 1.6 1.5 1.5x      6.38/4.84 5.51/4.82 5.61/4.72 5.58/4.85
+    with 0030         1.6 1.6 1.6x          7.87/5.06 5.37/4.87 5.28/4.81
+    (medians: 1.5x and 5.6 s before, 1.6x and 5.4 s after; the 7.87 s run followed the migration
+    and paid autovacuum's analysis of the rewritten catalogue and tables.)
+
+Five more runs with 0030 a minute earlier (load 1.5-1.8): 1.5 1.6 1.6 1.4 1.6x, ours 2.74-3.18 s
+against 4.31-4.49 s, CPU 5.16-5.30 s against 4.62-4.85 s. Verdicts and rules broken were identical
+on all 100,000 permits in every run. The goal (3x) is not met: ours costs slightly more CPU than
+the baseline and is faster only by using both cores.
+
+Where ours spends its CPU (one connection, the bulk function cut after each stage and run over all
+100,000 permits in chunks of 5,000; 4.8-5.1 s in all):
+    reading the permits by id                                              0.12 s
+    zones whose box holds the footprint (GiST, 1.3 per permit; the
+      descent alone about 7 us) and the covering test, sorted by zone      1.3-1.5 s
+    overlays of the 90 % covered footprints (grid cells, exact test)      0.35-0.45 s
+    their setback (0.35 s), rules and JSON                                 0.75-0.9 s
+    zoning_evaluate for the 9.6 % no zone covers (19,000 zone pieces,
+      about 30 us each in GEOS, are half of it)                            1.25 s
+    writing 100,000 rows into permit_checks (foreign-key check 0.3 s,
+      building the JSON 0.2 s)                                             1.0-1.1 s
+Two connections cost about 0.4 s more between them than one (both cores busy).
+
+What 3x would take: ours at or under about 3.1 s of CPU (1.55 s on both cores of an idle machine)
+against the baseline's 4.8 s. The GiST descents (0.7 s), writing the rows (1.0 s), the GEOS tests
+of the covered footprints (0.75 s) and the split pieces' intersections (0.6 s) already add up to
+that before any other executor work, so the work itself has to shrink, not its overhead: a link
+from each permit to the zones it touches kept by triggers when permits or zones change (the check
+then joins by id instead of searching, about -1 s), each zone's interior shrunk by its setback
+computed once when the zone is loaded (one test instead of covering plus distance, about -0.4 s),
+and the foreign key of permit_checks replaced by a set-based check (about -0.3 s). Writing only
+changed results would help re-checks but not this first check of an empty permit_checks.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -282,6 +308,41 @@ def evaluate(permits: gpd.GeoDataFrame, zones: gpd.GeoDataFrame, overlays: gpd.G
 # -- ours ----------------------------------------------------------------------------------------
 
 
+def cluster_cpu(url: str) -> float | None:
+    """CPU seconds used so far by the PostgreSQL server of `url`: the postmaster, its live processes
+    and the backends it has reaped (their time is added to its children's), or None when its
+    processes cannot be read (another machine or user)."""
+    with psycopg.connect(url) as conn:
+        data_dir = conn.execute("SELECT setting FROM pg_settings WHERE name = 'data_directory'").fetchone()[0]
+    try:
+        postmaster = int(Path(data_dir, "postmaster.pid").read_text().split()[0])
+        total = 0.0
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue                    # gone meanwhile
+            pid, ppid = int(proc.name), int(fields[1])
+            if pid == postmaster:
+                total += sum(int(f) for f in fields[11:15])     # utime, stime, cutime, cstime
+            elif ppid == postmaster:
+                total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def timed(url: str, run):
+    """run()'s result, with the CPU seconds it and the server spent (None when not measurable)."""
+    cpu0, mine0 = cluster_cpu(url), time.process_time()
+    result = run()
+    cpu1, mine1 = cluster_cpu(url), time.process_time()
+    server = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
+    return result, server, mine1 - mine0
+
+
 def ours(url: str, workers: int) -> float:
     started = time.perf_counter()
     counts = check_permits(url, all_permits=True, workers=workers)
@@ -323,12 +384,16 @@ def main() -> None:
         conn.commit()
     print(f"data: {counts[0]:,} permits, {counts[1]:,} zones, {counts[2]:,} overlays "
           f"(set up in {time.perf_counter() - started:.1f} s)")
-    t_ours = ours(url, args.workers)
-    _verdicts, t_base = baseline(url)
+    t_ours, server_ours, python_ours = timed(url, lambda: ours(url, args.workers))
+    (_verdicts, t_base), server_base, python_base = timed(url, lambda: baseline(url))
     n, verdict_diff, rule_diff = compare(url)
     print(f"ours (set-based SQL, {args.workers} connections): {t_ours:.2f} s")
     print(f"baseline (geopandas, read + sjoin + rules + write): {t_base:.2f} s")
     print(f"ratio: {t_base / t_ours:.1f}x faster")
+    if server_ours is not None and server_base is not None:
+        print(f"CPU seconds (server + this process): ours {server_ours + python_ours:.2f}"
+              f" ({server_ours:.2f} + {python_ours:.2f}), baseline {server_base + python_base:.2f}"
+              f" ({server_base:.2f} + {python_base:.2f})")
     print(f"verdicts: {n:,} permits, {verdict_diff} differ; rule sets: {rule_diff} differ")
     if verdict_diff:
         sys.exit(1)

@@ -312,7 +312,12 @@ def test_the_bulk_check_answers_as_the_check_of_one_permit(conn, plan):
         add_permit(conn, rect(-100, 50, 10, 10)),                # no plan
         add_permit(conn, rect(20, 170, 10, 10)),                 # inside R2 and a forbidden overlay
         add_permit(conn, rect(55, 170, 10, 10)),                 # on the overlay's edge
+        add_permit(conn, rect(0, 95, 10, 10), height=9),         # on R2's edge, from inside
+        add_permit(conn, rect(185, 50, 20, 10), use="industry", applied=BEFORE),   # split, the use allowed in neither
+        add_permit(conn, rect(140, 40, 10, 10), floors=2, height=8),   # inside R2 and a restricted area, within it
+        add_permit(conn, rect(140, 40, 10, 10), floors=3, height=9),   # the same, above the area's limits
     ]
+    add_overlay(conn, "sat-lo-3", rect(120, 20, 60, 60), "restrict", height=8, floors=2)
     bulk = check(conn, *ids)
     assert len(bulk) == len(ids)
     for pid in ids:
@@ -322,7 +327,19 @@ def test_the_bulk_check_answers_as_the_check_of_one_permit(conn, plan):
     assert {r["verdict"] for r in bulk.values()} == {"compliant", "non_compliant", "needs_review"}
     assert {rule for r in bulk.values() for rule in rules(r)} >= {
         "height", "setback", "floors", "coverage_unknown", "conditional_use", "use", "split", "outside_plan",
-        "no_plan", "overlay_forbid"}
+        "no_plan", "overlay_forbid", "overlay_height", "overlay_floors"}
+    assert bulk[ids[12]]["verdict"] == "non_compliant" and rules(bulk[ids[12]]) == {"setback"}
+    assert bulk[ids[14]]["verdict"] == "compliant" and [o["code"] for o in bulk[ids[14]]["overlays"]] == ["sat-lo-3"]
+    assert rules(bulk[ids[15]]) == {"overlay_height", "overlay_floors"}
+
+
+def test_the_reasons_of_a_split_footprint_come_in_a_fixed_order(conn, plan):
+    """The split first, then each zone's broken rules, the zone holding the larger share first."""
+    pid = add_permit(conn, rect(185, 50, 20, 10), use="industry", floors=5, height=14)   # 75 % R2, 25 % C1
+    result = check(conn, pid)[pid]
+    assert [(r["rule"], r["target"]) for r in result["reasons"]] == [
+        ("split", "R2, C1"), ("floors", "R2"), ("use", "R2"), ("use", "C1")]
+    assert result["verdict"] == "non_compliant"
 
 
 # -- proposals ------------------------------------------------------------------------------------

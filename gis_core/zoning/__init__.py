@@ -1,9 +1,9 @@
 """Building permits checked against the land-use plan in force on their application date.
 
 The rules live in the database (landuse_zones, zoning_overlays, zoning_tolerances; migration 0010)
-and the check is SQL (`zoning_evaluate` and `zoning_check_permits`, migrations 0011, 0017 and
-0020): this package chooses what to check,
-hands it over in chunks, and turns the answer into reports, pages and process outputs.
+and the check is SQL (`zoning_evaluate` and `zoning_check_permits`, migrations 0011, 0017, 0020
+and 0030): this package chooses what to check, hands it over in chunks, and turns the answer into
+reports, pages and process outputs.
 """
 
 from __future__ import annotations
