@@ -101,6 +101,36 @@ def test_key_change_truncate_and_workflow_tables(units):
                         "users", "api_tokens"}
 
 
+def test_etl_bulk_entry_lists_interleaved_ids_as_ranges(units):
+    """A run's insert whose ids are not one run of numbers (another writer took some in between):
+    the entry lists every range, and audit_etl_inserts gives exactly those rows back."""
+    conn = units
+    run = conn.execute("INSERT INTO etl_runs (source, layer, status) VALUES ('t', 'schools', 'running')"
+                       " RETURNING id").fetchone()[0]
+    conn.commit()
+    with conn.transaction():
+        conn.execute("SELECT set_config('iocgis.etl_run', %s, true)", (str(run),))
+        start = conn.execute("SELECT coalesce(max(id), 0) + 1000 FROM schools").fetchone()[0]
+        ids = [start, start + 1, start + 2, start + 7, start + 9]
+        conn.execute("""INSERT INTO schools OVERRIDING SYSTEM VALUE SELECT i, 'G-' || i, 'Trường ' || i, 'truong',
+                        'primary', 'public', NULL, NULL, '99001', 'test', ST_Point(103.5, 22.5, 4326)
+                        FROM unnest(%s::bigint[]) i""", (ids,))
+    conn.commit()
+    (entry,) = trail(conn, "schools", etl_run=run)
+    assert entry["row_key"] == f"etl_run:{run}" and entry["actor"] == "etl:t" and entry["action"] == "INSERT"
+    assert entry["after"] == {"etl_run": run, "rows": 5,
+                              "ids": [[start, start + 2], [start + 7, start + 7], [start + 9, start + 9]]}
+    with conn.cursor(row_factory=dict_row) as cur:
+        back = cur.execute("SELECT * FROM audit_etl_inserts(%s)", (run,)).fetchall()
+    assert [int(r["row_key"]) for r in back] == ids and [r["after"]["code"] for r in back] == [f"G-{i}" for i in ids]
+    # Outside a run, the same insert is audited row by row.
+    conn.execute("INSERT INTO schools (code, name, name_unaccent, level, ownership, commune_code, source, geom)"
+                 " VALUES ('G-x', 'Trường x', 'truong x', 'primary', 'public', '99001', 'test',"
+                 " ST_Point(103.5, 22.5, 4326))")
+    conn.commit()
+    assert trail(conn, "schools", action="INSERT")[-1]["after"]["code"] == "G-x"
+
+
 def test_where_clause_is_parameterised():
     where, params = where_clause(AuditFilter(table="x'; DROP TABLE audit_log; --", actor="a", limit=5))
     text = where.as_string(None)

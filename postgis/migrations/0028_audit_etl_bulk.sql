@@ -24,17 +24,25 @@ DECLARE
   head text := 'INSERT INTO public.audit_log (actor, db_user, etl_run, table_name, row_key, action, before, after) ';
   cols_o text := audit_columns(TG_RELID, skip, 'o');
   cols_n text := audit_columns(TG_RELID, skip, 'n');
+  lo bigint;
+  hi bigint;
+  n bigint;
 BEGIN
   IF TG_OP = 'INSERT' AND run IS NOT NULL AND key_col = 'id'
      AND to_regclass(format('history.%I', TG_TABLE_NAME)) IS NOT NULL THEN
-    -- Consecutive ids form a range (gaps and islands: id minus its rank is constant along one).
-    EXECUTE head ||
-      'SELECT $1, $2, $3, $4, ''etl_run:'' || $3, ''INSERT'', NULL,'
-      '       jsonb_build_object(''etl_run'', $3, ''rows'', sum(r.n), ''ids'', jsonb_agg(jsonb_build_array(r.lo, r.hi) ORDER BY r.lo))'
-      ' FROM (SELECT min(id) AS lo, max(id) AS hi, count(*) AS n'
-      '       FROM (SELECT id, id - row_number() OVER (ORDER BY id) AS island FROM new_rows) i GROUP BY island) r'
-      ' HAVING count(*) > 0'
-      USING actor, who, run, TG_TABLE_NAME;
+    -- One INSERT statement takes consecutive ids from its identity unless another writer's
+    -- interleave: then min, max and count are the whole answer, without sorting the ids.
+    SELECT min(id), max(id), count(*) INTO lo, hi, n FROM new_rows;
+    IF n > 0 THEN
+      EXECUTE head ||
+        'SELECT $1, $2, $3, $4, ''etl_run:'' || $3, ''INSERT'', NULL,'
+        '       jsonb_build_object(''etl_run'', $3, ''rows'', $5, ''ids'', coalesce($6, jsonb_agg(jsonb_build_array(r.lo, r.hi) ORDER BY r.lo)))'
+        -- Otherwise the ranges (gaps and islands: id minus its rank is constant along one).
+        ' FROM (SELECT min(id) AS lo, max(id) AS hi FROM (SELECT id, id - row_number() OVER (ORDER BY id) AS island'
+        '       FROM new_rows WHERE $6 IS NULL) i GROUP BY island) r'
+        USING actor, who, run, TG_TABLE_NAME, n,
+              CASE WHEN hi - lo + 1 = n THEN jsonb_build_array(jsonb_build_array(lo, hi)) END;
+    END IF;
   ELSIF TG_OP = 'INSERT' THEN
     EXECUTE head || format(
       'SELECT $1, $2, $3, $4, r.%1$I::text, ''INSERT'', NULL, to_jsonb(r) FROM (SELECT %2$s FROM new_rows n) r',
