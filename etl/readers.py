@@ -139,20 +139,16 @@ def read_gdal(source: str, *, layer_name: str | None, encoding: str | None, chec
 def _read_columns(source: str, layer_name: str, encoding: str | None) -> tuple[dict, np.ndarray | None, list]:
     """The layer's fields as numpy columns and its geometries as WKB (None: the layer has none).
     Through GDAL's columnar (Arrow) interface, ten times faster than feature by feature, and
-    turned into the same columns as pyogrio's feature reader gives: integers with nulls as floats
-    with NaN, booleans as 1.0/0.0/NaN. A layer with date-times is read feature by feature: there
+    turned into the same columns as pyogrio's feature reader gives (integers with nulls as floats
+    with NaN), but for booleans with nulls: True/False/None rather than 1.0/0.0/NaN, which no
+    boolean column would take. A layer with date-times is read feature by feature: there
     the two readers differ in how they treat time zones."""
     meta, table = read_arrow(source, layer=layer_name, encoding=encoding)
     fields = list(meta["fields"])
     if any(pa.types.is_timestamp(table.column(name).type) for name in fields):
         meta, _fids, wkb, values = ogr_read(source, layer=layer_name, encoding=encoding)
         return meta, wkb, values
-    values = []
-    for name in fields:
-        column = table.column(name)
-        if pa.types.is_boolean(column.type):
-            column = column.cast(pa.float64())
-        values.append(column.to_numpy(zero_copy_only=False))
+    values = [table.column(name).to_numpy(zero_copy_only=False) for name in fields]
     wkb = table.column(len(fields)).to_numpy(zero_copy_only=False) if table.num_columns > len(fields) else None
     return meta, wkb, values
 

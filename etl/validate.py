@@ -375,7 +375,11 @@ def check_geometries(checked: Checked, geoms: np.ndarray, ring_closed: np.ndarra
 
 def check_rows(spec: TableSpec, records: pd.DataFrame, mapping: dict[str, str], defaults: dict,
                code_maps: dict, geoms: np.ndarray, ring_closed: np.ndarray, key: tuple[str, ...],
-               assign_commune: bool, provenance: str) -> Checked:
+               assign_commune: bool, provenance: str, offset: int = 0, seen: dict | None = None) -> Checked:
+    """The rows of `records` (one chunk of the input, starting at row `offset`: the problems name
+    rows of the whole input). `seen` holds the natural keys of earlier chunks' rows, each with the
+    row that brought it, and takes this chunk's: a duplicate of any earlier row is rejected, so a
+    run checked chunk by chunk rejects exactly the rows a run checked at once would."""
     n = len(records)
     checked = Checked({}, np.empty(0, dtype=object), np.ones(n, dtype=bool))
     required = set(spec.required(assign_commune))
@@ -402,17 +406,30 @@ def check_rows(spec: TableSpec, records: pd.DataFrame, mapping: dict[str, str], 
             checked.values[name] = unaccent_column(base)
     checked.values[spec.provenance] = [provenance] * n
     checked.geoms = check_geometries(checked, geoms, ring_closed, spec.geometry_type)
-    # Duplicates of the natural key among rows otherwise fine: the first one wins.
+    _reject_duplicates(checked, key, offset, seen)
+    if offset:
+        checked.rejects = [Problem(p.row + offset, p.field, p.vi, p.en) for p in checked.rejects]
+        checked.repairs = [Problem(p.row + offset, p.field, p.vi, p.en) for p in checked.repairs]
+    return checked
+
+
+def _reject_duplicates(checked: Checked, key: tuple[str, ...], offset: int, seen: dict | None) -> None:
+    """Duplicates of the natural key among rows otherwise fine: the first one wins."""
+    n = len(checked.ok)
     keys = pd.DataFrame({k: checked.values.get(k, [None] * n) for k in key})
     keys = keys[checked.ok]
-    dup = keys.duplicated(keep=False)
-    if dup.any():
-        first: dict[tuple, int] = {}
-        for i, row in zip(keys.index[dup], keys[dup].itertuples(index=False, name=None), strict=True):
-            if row in first:
-                checked.reject(int(i), ",".join(key),
-                               f"Trùng khóa {dict(zip(key, row, strict=True))} với dòng {first[row] + 1}.",
-                               f"Duplicate key {dict(zip(key, row, strict=True))}: same as row {first[row] + 1}.")
-            else:
-                first[row] = int(i)
-    return checked
+    dup = keys.duplicated(keep=False).to_numpy(copy=True)
+    rows = list(keys.itertuples(index=False, name=None)) if seen is not None else None
+    if seen:
+        dup |= np.fromiter((row in seen for row in rows), dtype=bool, count=len(rows))
+    first = {} if seen is None else seen
+    for i, row in zip(keys.index[dup], keys[dup].itertuples(index=False, name=None), strict=True):
+        if row in first:
+            checked.reject(int(i), ",".join(key),
+                           f"Trùng khóa {dict(zip(key, row, strict=True))} với dòng {first[row] + 1}.",
+                           f"Duplicate key {dict(zip(key, row, strict=True))}: same as row {first[row] + 1}.")
+        else:
+            first[row] = int(i) + offset
+    if seen is not None:
+        seen.update(zip([r for r, d in zip(rows, dup.tolist(), strict=True) if not d],
+                        (keys.index[~dup] + offset).tolist(), strict=True))
