@@ -304,10 +304,19 @@ class Chunk:
     hints: np.ndarray | None      # the commune of each point strictly inside one
 
 
+def chunk_bounds(n: int, size: int) -> list[tuple[int, int]]:
+    """(lo, hi) of each chunk: one for an input of up to `size` rows; else a first chunk a quarter
+    of the others, so that the database starts loading sooner (nothing overlaps the first check)."""
+    if n <= size:
+        return [(0, n)]
+    edges = [0, *range(max(1, size // 4), n, size), n]
+    return list(zip(edges, edges[1:], strict=False))
+
+
 def _chunks(prep: Prepared, source: Source, boundaries: list | None, size: int) -> Iterator[Chunk]:
     seen: dict = {}
-    for lo in range(0, len(prep.extract), size):
-        checked = prep.check(source, lo, min(lo + size, len(prep.extract)), seen)
+    for lo, hi in chunk_bounds(len(prep.extract), size):
+        checked = prep.check(source, lo, hi, seen)
         hints = interior_communes(boundaries, checked.geoms) if boundaries is not None else None
         yield Chunk(lo, checked, prep.columns(checked), hints)
 
