@@ -301,7 +301,7 @@ class Chunk:
     lo: int
     checked: Checked
     columns: list[str]            # staged target columns, geometry last
-    hints: np.ndarray | None      # the commune of each point strictly inside one
+    rows: list[tuple]             # as staged: row_no, rejected, the commune hint, the columns
 
 
 def chunk_bounds(n: int, size: int) -> list[tuple[int, int]]:
@@ -318,7 +318,8 @@ def _chunks(prep: Prepared, source: Source, boundaries: list | None, size: int) 
     for lo, hi in chunk_bounds(len(prep.extract), size):
         checked = prep.check(source, lo, hi, seen)
         hints = interior_communes(boundaries, checked.geoms) if boundaries is not None else None
-        yield Chunk(lo, checked, prep.columns(checked), hints)
+        columns = prep.columns(checked)
+        yield Chunk(lo, checked, columns, staged_rows(prep, lo, checked, columns, hints))
 
 
 def ahead(items: Iterator, depth: int = 1) -> Iterator:
@@ -362,40 +363,46 @@ def ahead(items: Iterator, depth: int = 1) -> Iterator:
         thread.join()
 
 
+def staged_rows(prep: Prepared, lo: int, checked: Checked, columns: list[str],
+                hints: np.ndarray | None) -> list[tuple]:
+    """The chunk's rows as the staging table takes them, geometry as hex EWKB. Made beside the
+    checks, by their thread: the database's thread only streams them."""
+    values = [checked.values[c] for c in columns[:-1]]
+    wkb = np.full(len(checked.geoms), None, dtype=object)
+    present = ~shapely.is_missing(checked.geoms)
+    wkb[present] = shapely.to_wkb(shapely.set_srid(checked.geoms[present], 4326), hex=True, include_srid=True)
+    ok = checked.ok
+    good = np.flatnonzero(ok)
+    hint = (hints[good] if hints is not None else np.full(len(good), None, dtype=object)).tolist()
+    # Rows are assembled by zip over whole columns (C speed); only rejected rows are built one by one.
+    good_cols = [[col[i] for i in good.tolist()] if len(good) < len(ok) else col for col in values]
+    rows = list(zip((good + lo + 1).tolist(), [False] * len(good), hint, *good_cols, wkb[good].tolist(),
+                    strict=True))
+    key_idx = [columns.index(k) for k in prep.key]
+    for i in np.flatnonzero(~ok).tolist():
+        # A rejected row is staged with its key alone: a snapshot must not retire a record
+        # because this delivery of it was bad.
+        row = [None] * len(columns)
+        for j in key_idx:
+            row[j] = values[j][i]
+        rows.append((lo + i + 1, True, None, *row))
+    return rows
+
+
 def _stage(cur: psycopg.Cursor, prep: Prepared, chunk: Chunk) -> None:
     """The chunk into a fresh staging table (the previous chunk's dropped)."""
-    spec, columns, checked = prep.spec, chunk.columns, chunk.checked
     cols = sql.SQL(", ").join(
-        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(spec.columns[c].type)) for c in columns)
+        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(prep.spec.columns[c].type)) for c in chunk.columns)
     # Types come from the catalog (format_type), never from the input. ON COMMIT DROP: a staging
     # table never outlives its run, whatever happens to the process.
     cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(STAGE)))
     cur.execute(sql.SQL("CREATE TEMP TABLE {} (row_no integer NOT NULL, rejected boolean NOT NULL, {} text, {})"
                         " ON COMMIT DROP").format(sql.Identifier(STAGE), sql.Identifier(HINT), cols))
-    values = [checked.values[c] for c in columns[:-1]]
-    wkb = np.full(len(checked.geoms), None, dtype=object)
-    present = ~shapely.is_missing(checked.geoms)
-    wkb[present] = shapely.to_wkb(shapely.set_srid(checked.geoms[present], 4326), hex=True, include_srid=True)
-    key_idx = [columns.index(k) for k in prep.key]
-    ok = checked.ok
     copy_stmt = sql.SQL("COPY {} (row_no, rejected, {}, {}) FROM STDIN").format(
-        sql.Identifier(STAGE), sql.Identifier(HINT), sql.SQL(", ").join(map(sql.Identifier, columns)))
-    good = np.flatnonzero(ok)
-    hints = chunk.hints
-    hint = (hints[good] if hints is not None else np.full(len(good), None, dtype=object)).tolist()
-    # Rows are assembled by zip over whole columns (C speed); only rejected rows are built one by one.
-    good_cols = [[col[i] for i in good.tolist()] if len(good) < len(ok) else col for col in values]
-    rows = zip((good + chunk.lo + 1).tolist(), [False] * len(good), hint, *good_cols, wkb[good].tolist(), strict=True)
+        sql.Identifier(STAGE), sql.Identifier(HINT), sql.SQL(", ").join(map(sql.Identifier, chunk.columns)))
     with cur.copy(copy_stmt) as copy:
-        for row in rows:
+        for row in chunk.rows:
             copy.write_row(row)
-        for i in np.flatnonzero(~ok).tolist():
-            # A rejected row is staged with its key alone: a snapshot must not retire a record
-            # because this delivery of it was bad.
-            row = [None] * len(columns)
-            for j in key_idx:
-                row[j] = values[j][i]
-            copy.write_row((chunk.lo + i + 1, True, None, *row))
 
 
 def _exec(cur: psycopg.Cursor, query, params=None) -> None:
