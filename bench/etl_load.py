@@ -161,7 +161,7 @@ def main() -> None:
         source = Source.adhoc("schools", gpkg, tag=TAG)
         with psycopg.connect(url) as conn:
             commune = conn.execute("SELECT min(code) FROM admin_units WHERE level = 'commune'").fetchone()[0]
-        ours, theirs, layer = [], [], []
+        ours, theirs, layer, stages = [], [], [], []
         for i in range(args.runs):
             if i:
                 with psycopg.connect(url, autocommit=True) as conn:
@@ -170,6 +170,7 @@ def main() -> None:
             first = run_source(url, registry, source)
             ours.append(time.perf_counter() - started)
             assert first.inserted == args.points and first.rejected == 0, first.summary()
+            stages.append(first.timings)
 
             theirs.append(ogr2ogr_table(url, gpkg))
             layer.append(ogr2ogr_layer(url, gpkg, commune))
@@ -193,6 +194,9 @@ def main() -> None:
         print(f"{'ogr2ogr PG_USE_COPY=YES':<34}{theirs_s:>10.1f}{n / theirs_s:>14,.0f}")
         print(f"{'ogr2ogr into the layer table':<34}{layer_s:>10.1f}{n / layer_s:>14,.0f}")
         print(f"{'ours again (nothing changes)':<34}{rerun:>10.1f}{n / rerun:>14,.0f}")
+        print("\nours by stage (median seconds; 'check' runs in its own thread, beside the others):")
+        for stage in stages[0]:
+            print(f"  {stage:<18}{statistics.median(t.get(stage, 0.0) for t in stages):>8.1f}")
         print(f"\nratio ours/ogr2ogr (rows/s, medians): {theirs_s / ours_s:.2f}")
         print(f"ratio ours/ogr2ogr into the layer table (rows/s, medians): {layer_s / ours_s:.2f}")
         with psycopg.connect(url, autocommit=True) as conn:

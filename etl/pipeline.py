@@ -20,7 +20,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -151,6 +151,12 @@ class RunResult:
     dry_run: bool = False
     message: str = ""
     rejects: list[dict] = field(default_factory=list)
+    # Wall-clock seconds per stage, on the run's own thread: "read" (and reproject), "wait for
+    # checks" (the checking thread had not finished the next chunk), "stage" (COPY), "judge" (commune,
+    # province, CHECK rules in PostGIS), "upsert" (the layer's rows, indexes, foreign keys and
+    # triggers), "finish" (snapshot retirement, rejects and repairs, the run's record, the commit).
+    # "check" is the checking thread's own time, overlapped with the others.
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def changed(self) -> int:
@@ -302,6 +308,7 @@ class Chunk:
     checked: Checked
     columns: list[str]            # staged target columns, geometry last
     rows: list[tuple]             # as staged: row_no, rejected, the commune hint, the columns
+    seconds: float                # spent checking it and making its rows
 
 
 def chunk_bounds(n: int, size: int) -> list[tuple[int, int]]:
@@ -316,10 +323,12 @@ def chunk_bounds(n: int, size: int) -> list[tuple[int, int]]:
 def _chunks(prep: Prepared, source: Source, boundaries: list | None, size: int) -> Iterator[Chunk]:
     seen: dict = {}
     for lo, hi in chunk_bounds(len(prep.extract), size):
+        started = time.perf_counter()
         checked = prep.check(source, lo, hi, seen)
         hints = interior_communes(boundaries, checked.geoms) if boundaries is not None else None
         columns = prep.columns(checked)
-        yield Chunk(lo, checked, columns, staged_rows(prep, lo, checked, columns, hints))
+        rows = staged_rows(prep, lo, checked, columns, hints)
+        yield Chunk(lo, checked, columns, rows, time.perf_counter() - started)
 
 
 def ahead(items: Iterator, depth: int = 1) -> Iterator:
@@ -564,6 +573,7 @@ def run_source(url: str, registry: Registry, source: Source, *, path: Path | Non
         try:
             data = extract(source, path)
             prep = prepare(conn, source, table, data)
+            read = time.monotonic() - started
         except EtlError as exc:
             if not dry_run:
                 conn.execute(REFUSED_RUN, (source.name, source.layer, data.checksum if data else None,
@@ -589,6 +599,7 @@ def run_source(url: str, registry: Registry, source: Source, *, path: Path | Non
             if not conn.closed:
                 _unlock(conn, table)
     result.seconds = time.monotonic() - started
+    result.timings = {"read": read, **result.timings}
     return result
 
 
@@ -617,12 +628,17 @@ def _load(conn: psycopg.Connection, prep: Prepared, source: Source, run_id: int 
             raise EtlError("Chưa có ranh giới xã trong CSDL: nạp ranh giới trước (iocgis demo load).",
                            "No commune boundaries in the database: load them first (iocgis demo load).")
         boundaries = commune_boundaries(cur) if prep.assign else None
+        clock = result.timings = dict.fromkeys(("wait for checks", "stage", "judge", "upsert", "check"), 0.0)
         with progress(n) if progress is not None else nullcontext(None) as advance:
             # Chunk by chunk, the next one checked by a thread while this one is loaded.
-            for chunk in ahead(_chunks(prep, source, boundaries, CHUNK)):
-                _stage(cur, prep, chunk)
-                problems += chunk.checked.rejects + _judge_in_database(cur, prep, source, chunk.columns)
-                inserted, updated, unchanged = _upsert(cur, prep, chunk.columns)
+            for chunk in _timed(ahead(_chunks(prep, source, boundaries, CHUNK)), clock, "wait for checks"):
+                clock["check"] += chunk.seconds
+                with _clocked(clock, "stage"):
+                    _stage(cur, prep, chunk)
+                with _clocked(clock, "judge"):
+                    problems += chunk.checked.rejects + _judge_in_database(cur, prep, source, chunk.columns)
+                with _clocked(clock, "upsert"):
+                    inserted, updated, unchanged = _upsert(cur, prep, chunk.columns)
                 result.inserted += inserted
                 result.updated += updated
                 result.unchanged += unchanged
@@ -633,6 +649,7 @@ def _load(conn: psycopg.Connection, prep: Prepared, source: Source, run_id: int 
                 result.repaired += len({p.row for p in checked.repairs if checked.ok[p.row - chunk.lo]})
                 if advance is not None:
                     advance(len(checked.ok))
+        finishing = time.perf_counter()
         if source.mode == "snapshot":
             result.retired = _retire(cur, prep, source)
         result.rejected = len({p.row for p in problems})
@@ -650,4 +667,28 @@ def _load(conn: psycopg.Connection, prep: Prepared, source: Source, run_id: int 
                                  "updated": result.updated, "unchanged": result.unchanged,
                                  "repaired": result.repaired, "rejected": result.rejected,
                                  "retired": result.retired, "message": result.message or None, "id": run_id})
+    clock["finish"] = time.perf_counter() - finishing
     return result
+
+
+def _timed(items: Iterator, clock: dict[str, float], name: str) -> Iterator:
+    """`items`, the time spent waiting for each added to clock[name]."""
+    it = iter(items)
+    try:
+        while True:
+            with _clocked(clock, name):
+                item = next(it, None)
+            if item is None:
+                return
+            yield item
+    finally:
+        it.close()   # stops the checking thread at once when the run fails
+
+
+@contextmanager
+def _clocked(clock: dict[str, float], name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        clock[name] = clock.get(name, 0.0) + time.perf_counter() - started

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import threading
 import zipfile
 from pathlib import Path
 
@@ -461,6 +462,31 @@ def test_chunks_reject_and_load_exactly_what_one_pass_does(etl_url, tmp_path, mo
     with psycopg.connect(etl_url) as conn:
         assert [r[0] for r in conn.execute("SELECT code FROM schools ORDER BY id")] == \
             ["TH-001", "TH-010", "TH-020", "TH-021"]
+
+
+def test_checking_thread_hands_over_its_error_and_stops_with_the_run():
+    def failing():
+        yield 1
+        raise ValueError("hỏng / broken")
+
+    got = []
+    with pytest.raises(ValueError, match="broken"):
+        for item in pipeline.ahead(failing()):
+            got.append(item)
+    assert got == [1]
+    made = []
+
+    def endless():
+        for i in range(1_000_000):
+            made.append(i)
+            yield i
+
+    items = pipeline.ahead(endless())
+    assert next(items) == 0
+    items.close()     # what a failing run does: the thread stops, one item ahead at most
+    assert len(made) <= 3 and not any(t.name == "etl-check" for t in threading.enumerate())
+    assert pipeline.chunk_bounds(10, 10) == [(0, 10)]
+    assert pipeline.chunk_bounds(1_000_000, 200_000)[:2] == [(0, 50_000), (50_000, 250_000)]
 
 
 def test_file_without_crs_refused_before_any_write(etl_url, tmp_path):
