@@ -414,22 +414,17 @@ def check_rows(spec: TableSpec, records: pd.DataFrame, mapping: dict[str, str], 
 
 
 def _reject_duplicates(checked: Checked, key: tuple[str, ...], offset: int, seen: dict | None) -> None:
-    """Duplicates of the natural key among rows otherwise fine: the first one wins."""
+    """Duplicates of the natural key among rows otherwise fine: the first one wins. `seen` holds the
+    keys of earlier chunks, each with its row, and takes this chunk's."""
     n = len(checked.ok)
-    keys = pd.DataFrame({k: checked.values.get(k, [None] * n) for k in key})
-    keys = keys[checked.ok]
-    dup = keys.duplicated(keep=False).to_numpy(copy=True)
-    rows = list(keys.itertuples(index=False, name=None)) if seen is not None else None
-    if seen:
-        dup |= np.fromiter((row in seen for row in rows), dtype=bool, count=len(rows))
     first = {} if seen is None else seen
-    for i, row in zip(keys.index[dup], keys[dup].itertuples(index=False, name=None), strict=True):
-        if row in first:
-            checked.reject(int(i), ",".join(key),
-                           f"Trùng khóa {dict(zip(key, row, strict=True))} với dòng {first[row] + 1}.",
-                           f"Duplicate key {dict(zip(key, row, strict=True))}: same as row {first[row] + 1}.")
-        else:
-            first[row] = int(i) + offset
-    if seen is not None:
-        seen.update(zip([r for r, d in zip(rows, dup.tolist(), strict=True) if not d],
-                        (keys.index[~dup] + offset).tolist(), strict=True))
+    ok = np.flatnonzero(checked.ok).tolist()
+    columns = [checked.values.get(k, [None] * n) for k in key]
+    if len(ok) < n:
+        columns = [[col[i] for i in ok] for col in columns]
+    for i, row in zip(ok, zip(*columns, strict=True), strict=True):
+        earlier = first.setdefault(row, i + offset)
+        if earlier != i + offset:
+            checked.reject(i, ",".join(key),
+                           f"Trùng khóa {dict(zip(key, row, strict=True))} với dòng {earlier + 1}.",
+                           f"Duplicate key {dict(zip(key, row, strict=True))}: same as row {earlier + 1}.")

@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import psycopg
 import pytest
 import shapely
@@ -487,6 +488,19 @@ def test_checking_thread_hands_over_its_error_and_stops_with_the_run():
     assert len(made) <= 3 and not any(t.name == "etl-check" for t in threading.enumerate())
     assert pipeline.chunk_bounds(10, 10) == [(0, 10)]
     assert pipeline.chunk_bounds(1_000_000, 200_000)[:2] == [(0, 50_000), (50_000, 250_000)]
+
+
+def test_staged_points_are_the_ewkb_shapely_writes():
+    """Points are staged as hex EWKB written by numpy; other geometries by shapely: the same text."""
+    def shapely_hex(geoms):
+        return [None if g is None else shapely.to_wkb(shapely.set_srid(g, 4326), hex=True, include_srid=True)
+                for g in geoms]
+
+    points = np.array([shapely.Point(103.97, 22.48), None, shapely.Point(-1e-300, 1e300),
+                       shapely.Point(0.1, -0.2)], dtype=object)
+    mixed = np.array([shapely.Point(1, 2), shapely.LineString([(0, 0), (1, 1)]), None], dtype=object)
+    for geoms in (points, mixed, np.array([None], dtype=object)):
+        assert pipeline.ewkb_hex(geoms).tolist() == shapely_hex(geoms)
 
 
 def test_file_without_crs_refused_before_any_write(etl_url, tmp_path):
