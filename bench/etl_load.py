@@ -25,29 +25,36 @@ Then loads the same file again through our pipeline: nothing changes, and that r
 printed too. The points are drawn inside the demo province, so none is rejected.
 
 Measured 2026-11-22, a million points (167 MB GeoPackage), 2 cores shared with other work (load
-average 1.5-4), medians of 3 in one run (`--points 1000000 --runs 3`):
+average 1.3-1.4), medians of 3 in one run (`--points 1000000 --runs 3`):
 
     way                                 seconds   rows/s
-    ours (validate, upsert, history)       27.8   36,036     before this work: 35.8 s, 27,968 rows/s
-    ogr2ogr PG_USE_COPY=YES                 6.3  158,356
-    ogr2ogr into the layer table           22.1   45,162
-    ours again (nothing changes)           11.1   89,794     before: 17.2 s
-    ratio ours/ogr2ogr 0.23, ours/ogr2ogr into the layer 0.80 (before: 0.22 and 0.74)
+    ours (validate, upsert, history)       21.0   47,590     runs: 19.0, 21.0, 24.4 s
+    ogr2ogr PG_USE_COPY=YES                 5.6  178,104
+    ogr2ogr into the layer table           20.9   47,889
+    ours again (nothing changes)           10.6   94,643
+    ratio ours/ogr2ogr 0.27, ours/ogr2ogr into the layer 0.99
 
-Ours by stage (medians, s): read 2.3 (GDAL Arrow read, WKB, reprojection), waiting for the
-checking thread 0.8, staging COPY 2.7, judging in PostGIS 0.9, upsert 20.2, finish 0.1; the
-checking thread's own 10.6 s (validation, NFC, unaccent, commune hints, staging rows) ran beside
+The code before this work, main at 9e14c31, measured right after in the same conditions (`--runs
+1`, a fresh database like our first run's): ours 28.8 s, ogr2ogr 5.5 s, into the layer 19.8 s, ours
+again 12.0 s; ratios 0.19 and 0.69. So 28.8 s -> 19.0 s on the same first run (1.5x), 0.19x ->
+0.27x of ogr2ogr. Under heavier load (average 3-5) an earlier run gave ours 27.8 s, ogr2ogr 6.3 s,
+into the layer 22.1 s (0.23x, 0.80x).
+
+Ours by stage (medians, s): read 1.5 (GDAL Arrow read, WKB, reprojection), waiting for the
+checking thread 0.3, staging COPY 1.3, judging in PostGIS 1.0, upsert 16.8, finish 0.0; the
+checking thread's own 4.9 s (validation, NFC, unaccent, commune hints, staging rows) ran beside
 those. The goal, ogr2ogr's speed, is NOT reached: the upsert alone is three times ogr2ogr's whole
 run. Per million rows on an idle machine (300,000-row inserts timed in SQL, scaled): the layer
-table's heap 1.7 s and btrees 1.2 s, its GiST index kept live 4.0 s, the foreign key checked row by
-row (one SPI query per row, PostgreSQL 15 has no batched check) 4.7 s, the history version 2 s, the
-anti-join and ordering 1.5 s. Plain ogr2ogr writes into a new table without key or foreign key and
-builds its GiST index once, sorted, at the end. Matching it would take loading the layer without
-its live GiST index and foreign key (dropped and rebuilt around the load: an ACCESS EXCLUSIVE lock
-that stops every reader of the map for the whole run) or a PostgreSQL with set-based foreign-key
-checks; neither was done. What this work removed: the audit trail's per-row copy of each inserted
-row (2.6 s per 300,000 rows; now one entry per statement, the rows in history), GDAL's feature-by-
-feature reading (10x faster through Arrow), and the Python side's place on the critical path.
+table's heap 1.7 s and btrees 1.2 s, its GiST index kept live 4.0 s (inserting in spatial order
+does not help), the foreign key checked row by row (one SPI query per row; PostgreSQL 15 has no
+batched check) 4.7 s, the history version 2 s, the anti-join and ordering 1.5 s. Plain ogr2ogr
+writes into a new table without key or foreign key and builds its GiST index once, sorted, at the
+end. Matching it would take loading the layer without its live GiST index and foreign key (dropped
+and rebuilt around the load: an ACCESS EXCLUSIVE lock that stops every reader of the map for the
+whole run) or a PostgreSQL with set-based foreign-key checks; neither was done. What this work
+removed: the audit trail's per-row copy of each inserted row (2.6 s per 300,000 rows; now one
+entry per statement, the rows in history), GDAL's feature-by-feature reading (10x faster through
+Arrow), and the Python side's place on the critical path (checked chunk by chunk in a thread).
 
 Uses DATABASE_URL when set (its demo boundaries must be loaded), else starts a throwaway cluster
 in a temporary directory and loads the demo boundaries into it:
