@@ -13,13 +13,16 @@ refusal itself is recorded as a failed run so that stewards see it beside the ot
 
 from __future__ import annotations
 
+import binascii
 import json
 import logging
+import queue
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +44,11 @@ log = logging.getLogger("etl")
 LOCK_CLASS = 7_240_617          # advisory lock class: one run per layer at a time
 STAGE = "etl_stage"
 COMMUNES_TABLE = "etl_stage_commune"
+KEYS_TABLE = "etl_stage_keys"      # a snapshot's keys, every chunk's
+POINT_4326_HEADER = bytes.fromhex("0101000020E6100000")   # EWKB, little-endian: a Point with SRID 4326
+# Rows checked, staged and loaded at a time: the next chunk is checked while the database loads
+# this one. Big enough that a chunk's fixed costs (its statements' planning, ANALYZE) stay small.
+CHUNK = 200_000
 HINT = "etl_commune_hint"        # staging column: the commune found for an interior point
 APPLICATION = "iocgis-etl"
 
@@ -145,6 +153,12 @@ class RunResult:
     dry_run: bool = False
     message: str = ""
     rejects: list[dict] = field(default_factory=list)
+    # Wall-clock seconds per stage, on the run's own thread: "read" (and reproject), "wait for
+    # checks" (the checking thread had not finished the next chunk), "stage" (COPY), "judge" (commune,
+    # province, CHECK rules in PostGIS), "upsert" (the layer's rows, indexes, foreign keys and
+    # triggers), "finish" (snapshot retirement, rejects and repairs, the run's record, the commit).
+    # "check" is the checking thread's own time, overlapped with the others.
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def changed(self) -> int:
@@ -161,13 +175,25 @@ class RunResult:
 
 @dataclass
 class Prepared:
-    """A run's input, checked and transformed, ready for the database."""
+    """A run's input, refused or accepted as a whole, ready to be checked and transformed chunk by chunk."""
 
     spec: TableSpec
     key: tuple[str, ...]
     extract: Extract
-    checked: Checked
-    columns: list[str]            # staged target columns, geometry last
+    mapping: dict[str, str]
+    geoms: np.ndarray             # in WGS 84
+    assign: bool                  # the commune is assigned by location
+
+    def check(self, source: Source, lo: int, hi: int, seen: dict) -> Checked:
+        """Rows lo..hi-1 checked and transformed; `seen` carries the natural keys across chunks."""
+        data = self.extract
+        return check_rows(self.spec, data.records.iloc[lo:hi].reset_index(drop=True), self.mapping,
+                          source.defaults, source.codes, self.geoms[lo:hi], data.ring_closed[lo:hi], self.key,
+                          self.assign, source.provenance, offset=lo, seen=seen)
+
+    def columns(self, checked: Checked) -> list[str]:
+        """The staged target columns, geometry last."""
+        return [c for c in self.spec.columns if c in checked.values] + [self.spec.geometry_column]
 
 
 def layer_table(registry: Registry, layer_id: str) -> str:
@@ -222,7 +248,8 @@ def mapping_for(source: Source, spec: TableSpec, extract: Extract, assign_commun
 
 
 def prepare(conn: psycopg.Connection, source: Source, table: str, data: Extract) -> Prepared:
-    """Everything before the database is written: stop early, else check and transform every row."""
+    """Everything that may stop a run before the database is written: the layer, an empty input,
+    the CRS, the mapping, coordinates that are not what the CRS says; then the reprojection."""
     spec = introspect(conn, table)
     key = spec.natural_key(source.key)
     if len(data) == 0:
@@ -231,11 +258,7 @@ def prepare(conn: psycopg.Connection, source: Source, table: str, data: Extract)
     crs = resolve_crs(source.crs, data.crs)
     assign = source.assign_commune and COMMUNE in spec.columns
     mapping = mapping_for(source, spec, data, assign)
-    geoms = to_wgs84(data.geoms, crs)
-    checked = check_rows(spec, data.records, mapping, source.defaults, source.codes, geoms, data.ring_closed, key,
-                         assign, source.provenance)
-    columns = [c for c in spec.columns if c in checked.values] + [spec.geometry_column]
-    return Prepared(spec, key, data, checked, columns)
+    return Prepared(spec, key, data, mapping, to_wgs84(data.geoms, crs), assign)
 
 
 def _row_data(data: Extract, i: int) -> str:
@@ -245,7 +268,17 @@ def _row_data(data: Extract, i: int) -> str:
     return json.dumps({"properties": props, "geometry": geometry}, ensure_ascii=False, default=str)
 
 
-def interior_communes(cur: psycopg.Cursor, geoms: np.ndarray) -> np.ndarray:
+def commune_boundaries(cur: psycopg.Cursor) -> list[tuple[str, shapely.Geometry]]:
+    """The current communes, read in the run's transaction, prepared for many point tests."""
+    out = []
+    for code, wkb in cur.execute(COMMUNE_BOUNDARIES).fetchall():
+        area = shapely.from_wkb(wkb)
+        shapely.prepare(area)
+        out.append((code, area))
+    return out
+
+
+def interior_communes(boundaries: list[tuple[str, shapely.Geometry]], geoms: np.ndarray) -> np.ndarray:
     """For each geometry that is a point strictly inside a current commune, that commune's code
     (the lowest where interiors overlap); None for everything else (no point, on or outside a
     boundary), which PostGIS decides row by row. One vectorised GEOS pass per commune over the
@@ -258,9 +291,7 @@ def interior_communes(cur: psycopg.Cursor, geoms: np.ndarray) -> np.ndarray:
     x, y = xy[:, 0], xy[:, 1]
     order = np.argsort(x, kind="stable")
     xs = x[order]
-    for code, wkb in cur.execute(COMMUNE_BOUNDARIES).fetchall():
-        area = shapely.from_wkb(wkb)
-        shapely.prepare(area)
+    for code, area in boundaries:
         minx, miny, maxx, maxy = area.bounds
         lo, hi = np.searchsorted(xs, minx, "left"), np.searchsorted(xs, maxx, "right")
         cand = order[lo:hi]
@@ -271,45 +302,136 @@ def interior_communes(cur: psycopg.Cursor, geoms: np.ndarray) -> np.ndarray:
     return out
 
 
-def _stage(cur: psycopg.Cursor, prep: Prepared, progress: Callable[[int], None] | None,
-           hints: np.ndarray | None = None) -> None:
-    spec = prep.spec
-    cols = sql.SQL(", ").join(
-        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(spec.columns[c].type)) for c in prep.columns)
-    # Types come from the catalog (format_type), never from the input. ON COMMIT DROP: a staging
-    # table never outlives its run, whatever happens to the process.
-    cur.execute(sql.SQL("CREATE TEMP TABLE {} (row_no integer NOT NULL, rejected boolean NOT NULL, {} text, {})"
-                        " ON COMMIT DROP").format(sql.Identifier(STAGE), sql.Identifier(HINT), cols))
-    checked = prep.checked
-    values = [checked.values[c] for c in prep.columns[:-1]]
-    wkb = np.full(len(checked.geoms), None, dtype=object)
-    present = ~shapely.is_missing(checked.geoms)
-    wkb[present] = shapely.to_wkb(shapely.set_srid(checked.geoms[present], 4326), hex=True, include_srid=True)
-    key_idx = [prep.columns.index(k) for k in prep.key]
+@dataclass
+class Chunk:
+    """Consecutive input rows, checked and transformed: rows lo.. of the input."""
+
+    lo: int
+    checked: Checked
+    columns: list[str]            # staged target columns, geometry last
+    rows: list[tuple]             # as staged: row_no, rejected, the commune hint, the columns
+    seconds: float                # spent checking it and making its rows
+
+
+def chunk_bounds(n: int, size: int) -> list[tuple[int, int]]:
+    """(lo, hi) of each chunk: one for an input of up to `size` rows; else a first chunk a quarter
+    of the others, so that the database starts loading sooner (nothing overlaps the first check)."""
+    if n <= size:
+        return [(0, n)]
+    edges = [0, *range(max(1, size // 4), n, size), n]
+    return list(zip(edges, edges[1:], strict=False))
+
+
+def _chunks(prep: Prepared, source: Source, boundaries: list | None, size: int) -> Iterator[Chunk]:
+    seen: dict = {}
+    for lo, hi in chunk_bounds(len(prep.extract), size):
+        started = time.perf_counter()
+        checked = prep.check(source, lo, hi, seen)
+        hints = interior_communes(boundaries, checked.geoms) if boundaries is not None else None
+        columns = prep.columns(checked)
+        rows = staged_rows(prep, lo, checked, columns, hints)
+        yield Chunk(lo, checked, columns, rows, time.perf_counter() - started)
+
+
+def ahead(items: Iterator, depth: int = 1) -> Iterator:
+    """`items`, made by a thread of their own up to `depth` ahead of the consumer: the next chunk is
+    checked in Python while the database loads this one (psycopg waits for the server without
+    the GIL). An error on either side stops both; the thread never outlives the iteration."""
+    queue_: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                queue_.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+            put((True, done))
+        except BaseException as exc:   # handed to the consumer, which raises it
+            put((False, exc))
+
+    thread = threading.Thread(target=work, name="etl-check", daemon=True)
+    thread.start()
+    try:
+        while True:
+            ok, item = queue_.get()
+            if not ok:
+                raise item
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+def ewkb_hex(geoms: np.ndarray) -> np.ndarray:
+    """Each geometry as hex EWKB with SRID 4326, as shapely.to_wkb writes it (None stays None).
+    Two-dimensional points, the bulk of big loads, are written by numpy in one pass: a fixed
+    header and two little-endian doubles each."""
+    out = np.full(len(geoms), None, dtype=object)
+    present = ~shapely.is_missing(geoms)
+    some = geoms[present]
+    if not len(some):
+        return out
+    if (shapely.get_type_id(some) == 0).all() and not (shapely.has_z(some) | shapely.is_empty(some)).any():
+        xy = shapely.get_coordinates(some)
+        packed = np.empty(len(some), dtype=[("head", "S9"), ("x", "<f8"), ("y", "<f8")])
+        packed["head"] = POINT_4326_HEADER
+        packed["x"], packed["y"] = xy[:, 0], xy[:, 1]
+        out[present] = np.frombuffer(binascii.hexlify(packed.tobytes()).upper(), dtype="S50").astype("U50").tolist()
+    else:
+        out[present] = shapely.to_wkb(shapely.set_srid(some, 4326), hex=True, include_srid=True)
+    return out
+
+
+def staged_rows(prep: Prepared, lo: int, checked: Checked, columns: list[str],
+                hints: np.ndarray | None) -> list[tuple]:
+    """The chunk's rows as the staging table takes them, geometry as hex EWKB. Made beside the
+    checks, by their thread: the database's thread only streams them."""
+    values = [checked.values[c] for c in columns[:-1]]
+    wkb = ewkb_hex(checked.geoms)
     ok = checked.ok
-    copy_stmt = sql.SQL("COPY {} (row_no, rejected, {}, {}) FROM STDIN").format(
-        sql.Identifier(STAGE), sql.Identifier(HINT), sql.SQL(", ").join(map(sql.Identifier, prep.columns)))
     good = np.flatnonzero(ok)
     hint = (hints[good] if hints is not None else np.full(len(good), None, dtype=object)).tolist()
     # Rows are assembled by zip over whole columns (C speed); only rejected rows are built one by one.
     good_cols = [[col[i] for i in good.tolist()] if len(good) < len(ok) else col for col in values]
-    rows = zip((good + 1).tolist(), [False] * len(good), hint, *good_cols, wkb[good].tolist(), strict=True)
-    step = 20_000
+    rows = list(zip((good + lo + 1).tolist(), [False] * len(good), hint, *good_cols, wkb[good].tolist(),
+                    strict=True))
+    key_idx = [columns.index(k) for k in prep.key]
+    for i in np.flatnonzero(~ok).tolist():
+        # A rejected row is staged with its key alone: a snapshot must not retire a record
+        # because this delivery of it was bad.
+        row = [None] * len(columns)
+        for j in key_idx:
+            row[j] = values[j][i]
+        rows.append((lo + i + 1, True, None, *row))
+    return rows
+
+
+def _stage(cur: psycopg.Cursor, prep: Prepared, chunk: Chunk) -> None:
+    """The chunk into a fresh staging table (the previous chunk's dropped)."""
+    cols = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(prep.spec.columns[c].type)) for c in chunk.columns)
+    # Types come from the catalog (format_type), never from the input. ON COMMIT DROP: a staging
+    # table never outlives its run, whatever happens to the process.
+    cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(STAGE)))
+    cur.execute(sql.SQL("CREATE TEMP TABLE {} (row_no integer NOT NULL, rejected boolean NOT NULL, {} text, {})"
+                        " ON COMMIT DROP").format(sql.Identifier(STAGE), sql.Identifier(HINT), cols))
+    copy_stmt = sql.SQL("COPY {} (row_no, rejected, {}, {}) FROM STDIN").format(
+        sql.Identifier(STAGE), sql.Identifier(HINT), sql.SQL(", ").join(map(sql.Identifier, chunk.columns)))
     with cur.copy(copy_stmt) as copy:
-        for start in range(0, len(good), step):
-            for row in islice(rows, step):
-                copy.write_row(row)
-            if progress:
-                progress(min(len(good), start + step) - start)
-        for i in np.flatnonzero(~ok).tolist():
-            # A rejected row is staged with its key alone: a snapshot must not retire a record
-            # because this delivery of it was bad.
-            row = [None] * len(prep.columns)
-            for j in key_idx:
-                row[j] = values[j][i]
-            copy.write_row((i + 1, True, None, *row))
-        if progress and (~ok).any():
-            progress(int((~ok).sum()))
+        for row in chunk.rows:
+            copy.write_row(row)
 
 
 def _exec(cur: psycopg.Cursor, query, params=None) -> None:
@@ -321,22 +443,20 @@ def _exec(cur: psycopg.Cursor, query, params=None) -> None:
         log.debug("%.3fs %s", time.perf_counter() - started, " ".join(text.split())[:100])
 
 
-def _judge_in_database(cur: psycopg.Cursor, prep: Prepared, source: Source, assign: bool) -> list[Problem]:
+def _judge_in_database(cur: psycopg.Cursor, prep: Prepared, source: Source, columns: list[str]) -> list[Problem]:
     """Commune, province and the table's own CHECK rules, decided by PostGIS on the staged rows."""
+    assign = prep.assign
     spec = prep.spec
     names = {"stage": sql.Identifier(STAGE), "geom": sql.Identifier(spec.geometry_column),
              "commune": sql.Identifier(COMMUNE), "communes": sql.Identifier(COMMUNES_TABLE),
              "hint": sql.Identifier(HINT)}
     params = {"tolerance": source.tolerance_m}
     problems: list[Problem] = []
-    _exec(cur, "SELECT count(*) FROM admin_units WHERE level = 'commune' AND valid_to IS NULL AND geom IS NOT NULL")
-    if cur.fetchone()[0] == 0:
-        raise EtlError("Chưa có ranh giới xã trong CSDL: nạp ranh giới trước (iocgis demo load).",
-                       "No commune boundaries in the database: load them first (iocgis demo load).")
     # Statistics for what the plans join and filter on (and the row count); the geometry's, the
     # costliest to gather, would steer no plan here.
     _exec(cur, sql.SQL("ANALYZE {} ({})").format(names["stage"], sql.SQL(", ").join(
         map(sql.Identifier, dict.fromkeys(["row_no", "rejected", *prep.key])))))
+    _exec(cur, sql.SQL("DROP TABLE IF EXISTS {}").format(names["communes"]))
     tol = f"{source.tolerance_m:g} m"
     if COMMUNE in spec.columns:
         if assign:
@@ -359,7 +479,7 @@ def _judge_in_database(cur: psycopg.Cursor, prep: Prepared, source: Source, assi
             f"Vị trí nằm ngoài tỉnh {distance:.0f} m (cho phép {tol}).",
             f"Location is {distance:.0f} m outside the province (tolerance {tol})."))
     _mark(cur, problems)
-    staged = set(prep.columns)
+    staged = set(columns)
     for check in spec.checks:
         if not set(check.columns) <= staged:
             continue
@@ -381,28 +501,13 @@ def _mark(cur: psycopg.Cursor, problems: list[Problem]) -> None:
                     ([p.row + 1 for p in problems],))
 
 
-def _upsert(cur: psycopg.Cursor, prep: Prepared, source: Source, assign: bool) -> tuple[int, int, int, int]:
-    """(inserted, updated, unchanged, retired). Existing keys are updated only where a value
-    differs, so an unchanged row keeps its tuple and makes no history version; new keys are
+def _upsert(cur: psycopg.Cursor, prep: Prepared, columns: list[str]) -> tuple[int, int, int]:
+    """(inserted, updated, unchanged) of the staged chunk. Existing keys are updated only where a
+    value differs, so an unchanged row keeps its tuple and makes no history version; new keys are
     inserted in input order. Two plain statements rather than INSERT ... ON CONFLICT: speculative
     insertion doubles the cost of a bulk load, and the layer's advisory lock keeps other ETL runs
     out meanwhile (a concurrent writer of the same key makes the run fail, not corrupt)."""
-    spec = prep.spec
-    staged = [c for c in prep.columns if c != SURROGATE]
-    changeable = [c for c in staged if c not in prep.key]
-    # With commune assignment the commune is the hint or comes from its own table.
-    commune = COMMUNE_VALUE.format(commune=sql.Identifier(COMMUNE), hint=sql.Identifier(HINT),
-                                   communes=sql.Identifier(COMMUNES_TABLE))
-    value = {c: commune if (assign and c == COMMUNE) else sql.SQL("s.{}").format(sql.Identifier(c)) for c in staged}
-    names = {
-        "target": sql.Identifier(spec.table), "stage": sql.Identifier(STAGE),
-        "cols": sql.SQL(", ").join(map(sql.Identifier, staged)),
-        "values": sql.SQL(", ").join(value[c] for c in staged),
-        "sets": sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(c), value[c]) for c in changeable),
-        "old": sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in changeable),
-        "new": sql.SQL(", ").join(value[c] for c in changeable),
-        "match": sql.SQL(" AND ").join(sql.SQL("t.{0} = s.{0}").format(sql.Identifier(k)) for k in prep.key),
-    }
+    names = _upsert_names(prep, columns)
     _exec(cur, sql.SQL("UPDATE {target} t SET {sets} FROM {stage} s"
                        " WHERE NOT s.rejected AND {match} AND ({old}) IS DISTINCT FROM ({new})").format(**names))
     updated = cur.rowcount
@@ -411,16 +516,49 @@ def _upsert(cur: psycopg.Cursor, prep: Prepared, source: Source, assign: bool) -
                        " ORDER BY s.row_no").format(**names))
     inserted = cur.rowcount
     _exec(cur, sql.SQL("SELECT count(*) FROM {} WHERE NOT rejected").format(sql.Identifier(STAGE)))
-    unchanged = cur.fetchone()[0] - inserted - updated
-    retired = 0
-    if source.mode == "snapshot":
-        # Only this source's rows: another source's records are not ours to retire. Keys staged
-        # from rejected rows count as present.
-        _exec(cur, sql.SQL("DELETE FROM {target} t WHERE t.{prov} = %s"
-                           " AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE {match})").format(
-            prov=sql.Identifier(spec.provenance), **names), (source.provenance,))
-        retired = cur.rowcount
-    return inserted, updated, unchanged, retired
+    return inserted, updated, cur.fetchone()[0] - inserted - updated
+
+
+def _upsert_names(prep: Prepared, columns: list[str]) -> dict[str, sql.Composable]:
+    staged = [c for c in columns if c != SURROGATE]
+    changeable = [c for c in staged if c not in prep.key]
+    # With commune assignment the commune is the hint or comes from its own table.
+    commune = COMMUNE_VALUE.format(commune=sql.Identifier(COMMUNE), hint=sql.Identifier(HINT),
+                                   communes=sql.Identifier(COMMUNES_TABLE))
+    value = {c: commune if (prep.assign and c == COMMUNE) else sql.SQL("s.{}").format(sql.Identifier(c))
+             for c in staged}
+    return {
+        "target": sql.Identifier(prep.spec.table), "stage": sql.Identifier(STAGE),
+        "cols": sql.SQL(", ").join(map(sql.Identifier, staged)),
+        "values": sql.SQL(", ").join(value[c] for c in staged),
+        "sets": sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(c), value[c]) for c in changeable),
+        "old": sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in changeable),
+        "new": sql.SQL(", ").join(value[c] for c in changeable),
+        "match": sql.SQL(" AND ").join(sql.SQL("t.{0} = s.{0}").format(sql.Identifier(k)) for k in prep.key),
+    }
+
+
+def _keep_keys(cur: psycopg.Cursor, prep: Prepared, first: bool) -> None:
+    """A snapshot retires what no chunk named: each chunk's keys (rejected rows' too) kept aside."""
+    keys = sql.SQL(", ").join(map(sql.Identifier, prep.key))
+    if first:
+        _exec(cur, sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {}").format(
+            sql.Identifier(KEYS_TABLE), keys, sql.Identifier(STAGE)))
+    else:
+        _exec(cur, sql.SQL("INSERT INTO {} SELECT {} FROM {}").format(sql.Identifier(KEYS_TABLE), keys,
+                                                                       sql.Identifier(STAGE)))
+
+
+def _retire(cur: psycopg.Cursor, prep: Prepared, source: Source) -> int:
+    """Only this source's rows: another source's records are not ours to retire. Keys staged from
+    rejected rows count as present."""
+    _exec(cur, sql.SQL("ANALYZE {}").format(sql.Identifier(KEYS_TABLE)))
+    match = sql.SQL(" AND ").join(sql.SQL("t.{0} = s.{0}").format(sql.Identifier(k)) for k in prep.key)
+    _exec(cur, sql.SQL("DELETE FROM {target} t WHERE t.{prov} = %s"
+                       " AND NOT EXISTS (SELECT 1 FROM {keys} s WHERE {match})").format(
+        target=sql.Identifier(prep.spec.table), prov=sql.Identifier(prep.spec.provenance),
+        keys=sql.Identifier(KEYS_TABLE), match=match), (source.provenance,))
+    return cur.rowcount
 
 
 def _write_problems(cur: psycopg.Cursor, run_id: int, data: Extract, rejects: list[Problem],
@@ -455,6 +593,7 @@ def run_source(url: str, registry: Registry, source: Source, *, path: Path | Non
         try:
             data = extract(source, path)
             prep = prepare(conn, source, table, data)
+            read = time.monotonic() - started
         except EtlError as exc:
             if not dry_run:
                 conn.execute(REFUSED_RUN, (source.name, source.layer, data.checksum if data else None,
@@ -480,15 +619,16 @@ def run_source(url: str, registry: Registry, source: Source, *, path: Path | Non
             if not conn.closed:
                 _unlock(conn, table)
     result.seconds = time.monotonic() - started
+    result.timings = {"read": read, **result.timings}
     return result
 
 
 def _load(conn: psycopg.Connection, prep: Prepared, source: Source, run_id: int | None, dry_run: bool,
           progress, actor: str) -> RunResult:
-    checked = prep.checked
     n = len(prep.extract)
     result = RunResult(run_id, source.name, source.layer, "running", read=n, dry_run=dry_run)
-    assign = source.assign_commune and COMMUNE in prep.spec.columns
+    problems: list[Problem] = []
+    repairs: list[Problem] = []
     with conn.transaction() as tx, conn.cursor() as cur:
         set_actor(cur, actor)  # audit trail (0019); the run itself is in the rows' etl_run
         if run_id is not None:
@@ -497,21 +637,42 @@ def _load(conn: psycopg.Connection, prep: Prepared, source: Source, run_id: int 
         # Compiling each big statement costs more than it saves on these simple row-by-row plans.
         cur.execute("SET LOCAL jit = off")
         # The staging tables live in this session's own buffers (8 MB by default, settable before
-        # the session's first temporary table): room for all of them, so that the passes over a
-        # million staged rows do not write them out and read them back each time. The upsert sorts
-        # and hashes the whole staging table (~300 bytes a row): in memory rather than in temp files.
-        cur.execute("SELECT set_config('temp_buffers', %s, true)", (f"{min(2048, 8 + n // 2000)}MB",))
-        cur.execute("SELECT set_config('work_mem', %s, true)", (f"{min(512, 16 + n // 3000)}MB",))
-        hints = interior_communes(cur, checked.geoms) if assign else None
-        if progress is not None:
-            with progress(n) as advance:
-                _stage(cur, prep, advance, hints)
-        else:
-            _stage(cur, prep, None, hints)
-        problems = checked.rejects + _judge_in_database(cur, prep, source, assign)
-        result.inserted, result.updated, result.unchanged, result.retired = _upsert(cur, prep, source, assign)
+        # the session's first temporary table): room for all of them, so that the passes over the
+        # staged rows do not write them out and read them back each time. The upsert sorts and
+        # hashes the whole staging table (~300 bytes a row): in memory rather than in temp files.
+        size = min(n, CHUNK)
+        cur.execute("SELECT set_config('temp_buffers', %s, true)", (f"{min(2048, 8 + size // 2000)}MB",))
+        cur.execute("SELECT set_config('work_mem', %s, true)", (f"{min(512, 16 + size // 3000)}MB",))
+        _exec(cur, "SELECT count(*) FROM admin_units WHERE level = 'commune' AND valid_to IS NULL AND geom IS NOT NULL")
+        if cur.fetchone()[0] == 0:
+            raise EtlError("Chưa có ranh giới xã trong CSDL: nạp ranh giới trước (iocgis demo load).",
+                           "No commune boundaries in the database: load them first (iocgis demo load).")
+        boundaries = commune_boundaries(cur) if prep.assign else None
+        clock = result.timings = dict.fromkeys(("wait for checks", "stage", "judge", "upsert", "check"), 0.0)
+        with progress(n) if progress is not None else nullcontext(None) as advance:
+            # Chunk by chunk, the next one checked by a thread while this one is loaded.
+            for chunk in _timed(ahead(_chunks(prep, source, boundaries, CHUNK)), clock, "wait for checks"):
+                clock["check"] += chunk.seconds
+                with _clocked(clock, "stage"):
+                    _stage(cur, prep, chunk)
+                with _clocked(clock, "judge"):
+                    problems += chunk.checked.rejects + _judge_in_database(cur, prep, source, chunk.columns)
+                with _clocked(clock, "upsert"):
+                    inserted, updated, unchanged = _upsert(cur, prep, chunk.columns)
+                result.inserted += inserted
+                result.updated += updated
+                result.unchanged += unchanged
+                if source.mode == "snapshot":
+                    _keep_keys(cur, prep, first=chunk.lo == 0)
+                checked = chunk.checked
+                repairs += checked.repairs
+                result.repaired += len({p.row for p in checked.repairs if checked.ok[p.row - chunk.lo]})
+                if advance is not None:
+                    advance(len(checked.ok))
+        finishing = time.perf_counter()
+        if source.mode == "snapshot":
+            result.retired = _retire(cur, prep, source)
         result.rejected = len({p.row for p in problems})
-        result.repaired = len({p.row for p in checked.repairs if checked.ok[p.row]})
         result.status = "succeeded" if result.changed else "unchanged"
         result.message = ("Không có thay đổi nào so với dữ liệu hiện có. / Nothing changed."
                           if result.status == "unchanged" else "")
@@ -521,9 +682,33 @@ def _load(conn: psycopg.Connection, prep: Prepared, source: Source, run_id: int 
                               for p in sorted(problems, key=lambda p: p.row)]
             # Everything was done for real inside the transaction, so the counts are exact; none of it stays.
             raise psycopg.Rollback(tx)
-        _write_problems(cur, run_id, prep.extract, problems, checked.repairs)
+        _write_problems(cur, run_id, prep.extract, problems, repairs)
         cur.execute(FINISH_RUN, {"status": result.status, "read": n, "inserted": result.inserted,
                                  "updated": result.updated, "unchanged": result.unchanged,
                                  "repaired": result.repaired, "rejected": result.rejected,
                                  "retired": result.retired, "message": result.message or None, "id": run_id})
+    clock["finish"] = time.perf_counter() - finishing
     return result
+
+
+def _timed(items: Iterator, clock: dict[str, float], name: str) -> Iterator:
+    """`items`, the time spent waiting for each added to clock[name]."""
+    it = iter(items)
+    try:
+        while True:
+            with _clocked(clock, name):
+                item = next(it, None)
+            if item is None:
+                return
+            yield item
+    finally:
+        it.close()   # stops the checking thread at once when the run fails
+
+
+@contextmanager
+def _clocked(clock: dict[str, float], name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        clock[name] = clock.get(name, 0.0) + time.perf_counter() - started

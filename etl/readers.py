@@ -25,9 +25,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyogrio
 import shapely
 from pyogrio.raw import read as ogr_read
+from pyogrio.raw import read_arrow
 
 from . import vnfonts
 from .errors import EtlError
@@ -108,12 +110,12 @@ def read_gdal(source: str, *, layer_name: str | None, encoding: str | None, chec
     # (pyogrio's own decoding of legacy pages drops the last character of every string). Other
     # formats are Unicode: GDAL decodes them, a font encoding is undone afterwards.
     dbf = GDAL_SUFFIXES.get(Path(source).suffix.lower()) == "Shapefile"
+    read_encoding = "latin1" if codec and dbf else (None if codec else encoding)
     with warnings.catch_warnings():
         # GDAL warns about each open ring it meets; they are closed and recorded as repaired instead.
         warnings.simplefilter("ignore", RuntimeWarning)
         try:
-            meta, _fids, wkb, values = ogr_read(source, layer=layer_name,
-                                                encoding="latin1" if codec and dbf else (None if codec else encoding))
+            meta, wkb, values = _read_columns(source, layer_name, read_encoding)
         except pyogrio.errors.DataSourceError as exc:
             raise EtlError(f"Không đọc được tệp: {exc}", f"Cannot read the file: {exc}") from None
     names = list(meta["fields"])
@@ -132,6 +134,23 @@ def read_gdal(source: str, *, layer_name: str | None, encoding: str | None, chec
     if not len(meta["fields"]):
         records = pd.DataFrame(index=range(n))
     return Extract(records, geoms, closed, meta.get("crs"), checksum, origin)
+
+
+def _read_columns(source: str, layer_name: str, encoding: str | None) -> tuple[dict, np.ndarray | None, list]:
+    """The layer's fields as numpy columns and its geometries as WKB (None: the layer has none).
+    Through GDAL's columnar (Arrow) interface, ten times faster than feature by feature, and
+    turned into the same columns as pyogrio's feature reader gives (integers with nulls as floats
+    with NaN), but for booleans with nulls: True/False/None rather than 1.0/0.0/NaN, which no
+    boolean column would take. A layer with date-times is read feature by feature: there
+    the two readers differ in how they treat time zones."""
+    meta, table = read_arrow(source, layer=layer_name, encoding=encoding)
+    fields = list(meta["fields"])
+    if any(pa.types.is_timestamp(table.column(name).type) for name in fields):
+        meta, _fids, wkb, values = ogr_read(source, layer=layer_name, encoding=encoding)
+        return meta, wkb, values
+    values = [table.column(name).to_numpy(zero_copy_only=False) for name in fields]
+    wkb = table.column(len(fields)).to_numpy(zero_copy_only=False) if table.num_columns > len(fields) else None
+    return meta, wkb, values
 
 
 def _codec(encoding: str | None) -> str | None:

@@ -375,7 +375,11 @@ def check_geometries(checked: Checked, geoms: np.ndarray, ring_closed: np.ndarra
 
 def check_rows(spec: TableSpec, records: pd.DataFrame, mapping: dict[str, str], defaults: dict,
                code_maps: dict, geoms: np.ndarray, ring_closed: np.ndarray, key: tuple[str, ...],
-               assign_commune: bool, provenance: str) -> Checked:
+               assign_commune: bool, provenance: str, offset: int = 0, seen: dict | None = None) -> Checked:
+    """The rows of `records` (one chunk of the input, starting at row `offset`: the problems name
+    rows of the whole input). `seen` holds the natural keys of earlier chunks' rows, each with the
+    row that brought it, and takes this chunk's: a duplicate of any earlier row is rejected, so a
+    run checked chunk by chunk rejects exactly the rows a run checked at once would."""
     n = len(records)
     checked = Checked({}, np.empty(0, dtype=object), np.ones(n, dtype=bool))
     required = set(spec.required(assign_commune))
@@ -402,17 +406,25 @@ def check_rows(spec: TableSpec, records: pd.DataFrame, mapping: dict[str, str], 
             checked.values[name] = unaccent_column(base)
     checked.values[spec.provenance] = [provenance] * n
     checked.geoms = check_geometries(checked, geoms, ring_closed, spec.geometry_type)
-    # Duplicates of the natural key among rows otherwise fine: the first one wins.
-    keys = pd.DataFrame({k: checked.values.get(k, [None] * n) for k in key})
-    keys = keys[checked.ok]
-    dup = keys.duplicated(keep=False)
-    if dup.any():
-        first: dict[tuple, int] = {}
-        for i, row in zip(keys.index[dup], keys[dup].itertuples(index=False, name=None), strict=True):
-            if row in first:
-                checked.reject(int(i), ",".join(key),
-                               f"Trùng khóa {dict(zip(key, row, strict=True))} với dòng {first[row] + 1}.",
-                               f"Duplicate key {dict(zip(key, row, strict=True))}: same as row {first[row] + 1}.")
-            else:
-                first[row] = int(i)
+    _reject_duplicates(checked, key, offset, seen)
+    if offset:
+        checked.rejects = [Problem(p.row + offset, p.field, p.vi, p.en) for p in checked.rejects]
+        checked.repairs = [Problem(p.row + offset, p.field, p.vi, p.en) for p in checked.repairs]
     return checked
+
+
+def _reject_duplicates(checked: Checked, key: tuple[str, ...], offset: int, seen: dict | None) -> None:
+    """Duplicates of the natural key among rows otherwise fine: the first one wins. `seen` holds the
+    keys of earlier chunks, each with its row, and takes this chunk's."""
+    n = len(checked.ok)
+    first = {} if seen is None else seen
+    ok = np.flatnonzero(checked.ok).tolist()
+    columns = [checked.values.get(k, [None] * n) for k in key]
+    if len(ok) < n:
+        columns = [[col[i] for i in ok] for col in columns]
+    for i, row in zip(ok, zip(*columns, strict=True), strict=True):
+        earlier = first.setdefault(row, i + offset)
+        if earlier != i + offset:
+            checked.reject(i, ",".join(key),
+                           f"Trùng khóa {dict(zip(key, row, strict=True))} với dòng {earlier + 1}.",
+                           f"Duplicate key {dict(zip(key, row, strict=True))}: same as row {earlier + 1}.")

@@ -3,6 +3,9 @@
 The database writes it (postgis/migrations/0019_audit_triggers.sql): triggers on every layer table
 and on the incident workflow tables, so no path can skip it. The application only says who acts,
 for the current transaction, with `set_actor`; `entries` and `iocgis audit` read the trail.
+The rows an ETL run inserts into a layer with history are one entry per statement (row_key
+'etl_run:<run>', the ids as ranges in `after`); SQL `audit_etl_inserts(run)` gives each of those rows
+back as inserted (0028_audit_etl_bulk.sql).
 """
 
 from __future__ import annotations

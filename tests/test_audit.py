@@ -101,6 +101,36 @@ def test_key_change_truncate_and_workflow_tables(units):
                         "users", "api_tokens"}
 
 
+def test_etl_bulk_entry_lists_interleaved_ids_as_ranges(units):
+    """A run's insert whose ids are not one run of numbers (another writer took some in between):
+    the entry lists every range, and audit_etl_inserts gives exactly those rows back."""
+    conn = units
+    run = conn.execute("INSERT INTO etl_runs (source, layer, status) VALUES ('t', 'schools', 'running')"
+                       " RETURNING id").fetchone()[0]
+    conn.commit()
+    with conn.transaction():
+        conn.execute("SELECT set_config('iocgis.etl_run', %s, true)", (str(run),))
+        start = conn.execute("SELECT coalesce(max(id), 0) + 1000 FROM schools").fetchone()[0]
+        ids = [start, start + 1, start + 2, start + 7, start + 9]
+        conn.execute("""INSERT INTO schools OVERRIDING SYSTEM VALUE SELECT i, 'G-' || i, 'Trường ' || i, 'truong',
+                        'primary', 'public', NULL, NULL, '99001', 'test', ST_Point(103.5, 22.5, 4326)
+                        FROM unnest(%s::bigint[]) i""", (ids,))
+    conn.commit()
+    (entry,) = trail(conn, "schools", etl_run=run)
+    assert entry["row_key"] == f"etl_run:{run}" and entry["actor"] == "etl:t" and entry["action"] == "INSERT"
+    assert entry["after"] == {"etl_run": run, "rows": 5,
+                              "ids": [[start, start + 2], [start + 7, start + 7], [start + 9, start + 9]]}
+    with conn.cursor(row_factory=dict_row) as cur:
+        back = cur.execute("SELECT * FROM audit_etl_inserts(%s)", (run,)).fetchall()
+    assert [int(r["row_key"]) for r in back] == ids and [r["after"]["code"] for r in back] == [f"G-{i}" for i in ids]
+    # Outside a run, the same insert is audited row by row.
+    conn.execute("INSERT INTO schools (code, name, name_unaccent, level, ownership, commune_code, source, geom)"
+                 " VALUES ('G-x', 'Trường x', 'truong x', 'primary', 'public', '99001', 'test',"
+                 " ST_Point(103.5, 22.5, 4326))")
+    conn.commit()
+    assert trail(conn, "schools", action="INSERT")[-1]["after"]["code"] == "G-x"
+
+
 def test_where_clause_is_parameterised():
     where, params = where_clause(AuditFilter(table="x'; DROP TABLE audit_log; --", actor="a", limit=5))
     text = where.as_string(None)
@@ -116,6 +146,9 @@ def cli(url: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_etl_load_is_audited_as_its_source(db_url, demo_url, tmp_path):
+    """An ETL run's inserts are one entry naming the run and the ids it created (0028), each row
+    as inserted given back by audit_etl_inserts from the run's history versions; its updates are
+    entries per row, before and after."""
     copy_boundaries(demo_url, db_url)
     path = tmp_path / "truong.geojson"
     frame(SCHOOLS).to_file(path, driver="GeoJSON")
@@ -124,14 +157,37 @@ def test_etl_load_is_audited_as_its_source(db_url, demo_url, tmp_path):
     with psycopg.connect(db_url) as conn:
         rows = trail(conn, "schools")
         run_id = conn.execute("SELECT max(id) FROM etl_runs").fetchone()[0]
-    assert len(rows) == len(SCHOOLS) and {r["action"] for r in rows} == {"INSERT"}
-    assert {r["actor"] for r in rows} == {"etl:load:schools"} and {r["etl_run"] for r in rows} == {run_id}
-    assert sorted(r["after"]["code"] for r in rows) == sorted(s["code"] for s in SCHOOLS)
+        loaded = dict(conn.execute("SELECT id, code FROM schools").fetchall())
+        geoms = dict(conn.execute("SELECT id, geom::text FROM schools").fetchall())
+        with conn.cursor(row_factory=dict_row) as cur:
+            expanded = cur.execute("SELECT * FROM audit_etl_inserts(%s)", (run_id,)).fetchall()
+    assert len(rows) == 1 and rows[0]["action"] == "INSERT" and rows[0]["row_key"] == f"etl_run:{run_id}"
+    assert rows[0]["actor"] == "etl:load:schools" and rows[0]["etl_run"] == run_id
+    bulk = rows[0]["after"]
+    assert bulk["rows"] == len(SCHOOLS) and bulk["etl_run"] == run_id
+    assert {i for lo, hi in bulk["ids"] for i in range(lo, hi + 1)} == set(loaded)
+    assert len(expanded) == len(SCHOOLS)
+    assert {(int(r["row_key"]), r["after"]["code"]) for r in expanded} == set(loaded.items())
+    assert {r["after"]["id"]: r["after"]["geom"] for r in expanded} == geoms
+    assert {(r["audit_id"], r["actor"], r["table_name"], r["at"]) for r in expanded} == \
+        {(rows[0]["id"], "etl:load:schools", "schools", rows[0]["at"])}
+
+    renamed = [{**SCHOOLS[0], "name": "Trường Tiểu học Kim Tân mới"}, *SCHOOLS[1:]]
+    frame(renamed).to_file(path, driver="GeoJSON")
+    assert cli(db_url, "etl", "load", "schools", str(path)).returncode == 0
+    with psycopg.connect(db_url) as conn:
+        update = trail(conn, "schools", action="UPDATE")
+        second = conn.execute("SELECT max(id) FROM etl_runs").fetchone()[0]
+        assert conn.execute("SELECT count(*) FROM audit_etl_inserts(%s)", (second,)).fetchone()[0] == 0
+    assert len(update) == 1 and update[0]["etl_run"] == second and update[0]["actor"] == "etl:load:schools"
+    assert update[0]["before"] == {"name": SCHOOLS[0]["name"], "name_unaccent": "truong tieu hoc kim tan"}
+    assert update[0]["after"]["name"] == "Trường Tiểu học Kim Tân mới"
+
     shown = cli(db_url, "audit", "--table", "schools", "--limit", "2")
     assert shown.returncode == 0 and shown.stdout.count("etl:load:schools") == 2 and "2 mục / entries" in shown.stdout
+    assert f"schools[etl_run:{run_id}]" in shown.stdout
     as_json = cli(db_url, "audit", "--table", "schools", "--since", dt.date.today().isoformat(), "--json")
-    assert len(as_json.stdout.splitlines()) == len(SCHOOLS)
-    assert json.loads(as_json.stdout.splitlines()[0])["action"] == "INSERT"
+    assert [json.loads(line)["action"] for line in as_json.stdout.splitlines()] == ["UPDATE", "INSERT"]
     assert cli(db_url, "audit", "--table", "nope").returncode == 2
     bad = cli(db_url, "audit", "--since", "yesterday")
     assert bad.returncode == 2 and "--since" in bad.stderr

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import csv
 import json
+import threading
 import zipfile
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import psycopg
 import pytest
 import shapely
 from psycopg import sql
 from pyproj import Transformer
 
+from etl import pipeline
 from etl.errors import EtlError
 from etl.pipeline import run_source
 from etl.sources import Source
@@ -405,6 +408,99 @@ def test_types_code_lists_required_checks_and_duplicates(etl_url, tmp_path):
     assert got[4][0] == "name" and "Required" in got[4][1]
     assert got[5][0] == "students" and "schools_students_check" in got[5][1]
     assert got[6][0] == "code" and "Duplicate" in got[6][1] and "row 1" in got[6][1]
+
+
+def test_chunks_reject_and_load_exactly_what_one_pass_does(etl_url, tmp_path, monkeypatch):
+    """A run checks and loads its input chunk by chunk (the next chunk checked while the database
+    loads this one): on a file mixing every kind of bad row, with duplicates inside one chunk and
+    across chunks, chunks of 3 rows give the same rejects, reasons and counts as one chunk, load
+    the same rows in input order, and a chunked snapshot retires only what no chunk named."""
+    rows = [
+        school("TH-001", "Tốt", 103.97, 22.48),
+        school("TH-002", "Cấp học lạ", 103.97, 22.48, level="university"),
+        school("TH-003", "Số lạ", 103.97, 22.48, students="nhiều"),
+        school("TH-004", "", 103.97, 22.48),
+        school("TH-005", "Âm", 103.97, 22.48, students=-5),
+        school("TH-001", "Trùng khúc trước", 103.97, 22.48),
+        school("TH-HN", "Hà Nội", *OUTSIDE),
+        school("TH-008", "Tốt 2", 103.965, 22.495),
+        school("TH-008", "Trùng trong khúc", 103.965, 22.495),
+        school("TH-010", "Tốt 3", 103.99, 22.44),
+        school("TH-011", "Không hình", 103.99, 22.44),
+        school("TH-012", "Đường", 103.99, 22.44),
+    ]
+    gdf = frame(rows)
+    gdf.loc[10, "geometry"] = None
+    gdf.loc[11, "geometry"] = shapely.LineString([(103.99, 22.44), (103.98, 22.45)])
+    path = tmp_path / "mixed.geojson"
+    gdf.to_file(path, driver="GeoJSON")
+    whole = load(etl_url, "schools", path, dry_run=True)
+    monkeypatch.setattr(pipeline, "CHUNK", 3)
+    chunked = load(etl_url, "schools", path, dry_run=True)
+    assert [(r["row"], r["field"]) for r in whole.rejects] == [
+        (2, "level"), (3, "students"), (4, "name"), (5, "students"), (6, "code"), (7, "geom"), (9, "code"),
+        (11, "geom"), (12, "geom")]
+    assert chunked.rejects == whole.rejects
+    assert "row 1" in whole.rejects[4]["reason_en"] and "row 8" in whole.rejects[6]["reason_en"]
+    counts = ("inserted", "updated", "unchanged", "repaired", "rejected", "retired")
+    assert [getattr(chunked, c) for c in counts] == [getattr(whole, c) for c in counts] == [3, 0, 0, 0, 9, 0]
+
+    done = load(etl_url, "schools", path)
+    assert (done.inserted, done.rejected) == (3, 9)
+    assert [r["row_no"] for r in rejects(etl_url, done.run_id)] == [2, 3, 4, 5, 6, 7, 9, 11, 12]
+    with psycopg.connect(etl_url) as conn:
+        assert conn.execute("SELECT code, name FROM schools ORDER BY id").fetchall() == [
+            ("TH-001", "Tốt"), ("TH-008", "Tốt 2"), ("TH-010", "Tốt 3")]
+    assert load(etl_url, "schools", path).status == "unchanged"
+
+    # TH-001 delivered badly still counts as present; TH-008 is named by no chunk: retired.
+    again = tmp_path / "snapshot.geojson"
+    frame([school("TH-001", "Số lạ", 103.97, 22.48, students="nhiều"), school("TH-020", "Mới", 103.97, 22.48),
+           school("TH-021", "Mới 2", 103.97, 22.48), school("TH-010", "Tốt 3", 103.99, 22.44)]).to_file(
+        again, driver="GeoJSON")
+    snap = load(etl_url, "schools", again, snapshot=True, tag="etl:schools")
+    assert (snap.inserted, snap.unchanged, snap.rejected, snap.retired) == (2, 1, 1, 1)
+    with psycopg.connect(etl_url) as conn:
+        assert [r[0] for r in conn.execute("SELECT code FROM schools ORDER BY id")] == \
+            ["TH-001", "TH-010", "TH-020", "TH-021"]
+
+
+def test_checking_thread_hands_over_its_error_and_stops_with_the_run():
+    def failing():
+        yield 1
+        raise ValueError("hỏng / broken")
+
+    got = []
+    with pytest.raises(ValueError, match="broken"):
+        for item in pipeline.ahead(failing()):
+            got.append(item)
+    assert got == [1]
+    made = []
+
+    def endless():
+        for i in range(1_000_000):
+            made.append(i)
+            yield i
+
+    items = pipeline.ahead(endless())
+    assert next(items) == 0
+    items.close()     # what a failing run does: the thread stops, one item ahead at most
+    assert len(made) <= 3 and not any(t.name == "etl-check" for t in threading.enumerate())
+    assert pipeline.chunk_bounds(10, 10) == [(0, 10)]
+    assert pipeline.chunk_bounds(1_000_000, 200_000)[:2] == [(0, 50_000), (50_000, 250_000)]
+
+
+def test_staged_points_are_the_ewkb_shapely_writes():
+    """Points are staged as hex EWKB written by numpy; other geometries by shapely: the same text."""
+    def shapely_hex(geoms):
+        return [None if g is None else shapely.to_wkb(shapely.set_srid(g, 4326), hex=True, include_srid=True)
+                for g in geoms]
+
+    points = np.array([shapely.Point(103.97, 22.48), None, shapely.Point(-1e-300, 1e300),
+                       shapely.Point(0.1, -0.2)], dtype=object)
+    mixed = np.array([shapely.Point(1, 2), shapely.LineString([(0, 0), (1, 1)]), None], dtype=object)
+    for geoms in (points, mixed, np.array([None], dtype=object)):
+        assert pipeline.ewkb_hex(geoms).tolist() == shapely_hex(geoms)
 
 
 def test_file_without_crs_refused_before_any_write(etl_url, tmp_path):
