@@ -103,6 +103,17 @@ def test_viewer_cannot_write_schools_steward_can(admin_url, db_url, units):
         steward.execute("UPDATE schools SET students = 42 WHERE code = 'T-GRANT'")
         assert steward.execute("SELECT count(*) FROM history.schools WHERE code = 'T-GRANT'").fetchone()[0] == 2
         assert denied(steward, "INSERT INTO incidents (category) VALUES ('x')")
+        # The past is written by the history trigger only: a writer cannot forge or rewrite it.
+        assert denied(steward, "UPDATE history.schools SET name = 'giả' WHERE code = 'T-GRANT'")
+        assert denied(steward, "DELETE FROM history.schools WHERE code = 'T-GRANT'")
+        assert denied(steward, "INSERT INTO history.schools SELECT * FROM history.schools WHERE code = 'T-GRANT'")
+
+
+def test_etl_ingest_role_cannot_rewrite_history(admin_url, db_url):
+    with login_as(admin_url, db_url, "iocgis_ingest") as ingest:
+        assert not denied(ingest, "SELECT count(*) FROM history.schools")
+        assert denied(ingest, "UPDATE history.schools SET name = 'giả'")
+        assert denied(ingest, "INSERT INTO history.schools SELECT * FROM history.schools LIMIT 1")
 
 
 def test_privileges_follow_the_registry_when_reapplied(admin_url, db_url, conn, tmp_path):

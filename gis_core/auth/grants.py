@@ -15,9 +15,10 @@ table, every app role gets SELECT on exactly the columns it may see:
 Nothing else: a column the registry does not declare (incidents.camera_id, public_reports'
 description) stays hidden until a layer file names it. A role that may see every column gets
 table-level SELECT (the same set, and what `\\dp` shows plainly).
-A role in `writable_by` gets INSERT, UPDATE, DELETE on the table, and INSERT, UPDATE on its history
-table (the history triggers run with the writer's rights). A layer that is not public is read only
-by its `readable_by` roles.
+A role in `writable_by` gets INSERT, UPDATE, DELETE on the table and nothing more on its history
+table: the history trigger writes it with its owner's rights (migration 0029), so no writer can
+rewrite the past, which the audit trail of ETL inserts points to (0028). A layer that is not public
+is read only by its `readable_by` roles.
 
 `apply` revokes these roles' rights on those tables and grants them again, in the caller's
 transaction: re-running it is harmless, and it follows any change of the layer files. The owner
@@ -95,9 +96,7 @@ def plan(conn: psycopg.Connection, registry: Registry) -> list[Grant]:
         for schema, table, cols, is_history in targets:
             for role in ALL_ROLES:
                 visible = _visible(role, layer, cols, is_history)
-                writes = ()
-                if may_write_layer(role, layer):
-                    writes = ("INSERT", "UPDATE") if is_history else WRITES
+                writes = WRITES if may_write_layer(role, layer) and not is_history else ()
                 grants.append(Grant(schema, table, db_role(role), visible, visible == cols, writes))
     return grants
 
