@@ -61,8 +61,13 @@ def where_clause(f: AuditFilter) -> tuple[sql.Composable, dict[str, Any]]:
         parts.append(sql.SQL("actor = %(actor)s"))
         params["actor"] = f.actor
     if f.row_key:
-        parts.append(sql.SQL("row_key = %(row_key)s"))
+        # A row an ETL run inserted is in its run's bulk entry (0028), among the id ranges.
+        parts.append(sql.SQL(
+            "(row_key = %(row_key)s OR (left(row_key, 8) = 'etl_run:' AND EXISTS ("
+            "SELECT 1 FROM jsonb_array_elements(after -> 'ids') r"
+            " WHERE %(row_id)s::bigint BETWEEN (r ->> 0)::bigint AND (r ->> 1)::bigint)))"))
         params["row_key"] = f.row_key
+        params["row_id"] = int(f.row_key) if f.row_key.isdigit() and len(f.row_key) < 19 else None
     if f.until:
         parts.append(sql.SQL("at < %(until)s"))
         params["until"] = f.until

@@ -16,7 +16,7 @@ from conftest import ensure_token
 from psycopg.rows import dict_row
 from test_etl_files import SCHOOLS, copy_boundaries, frame
 
-from gis_core.audit import AuditFilter, set_actor, where_clause
+from gis_core.audit import AuditFilter, entries, set_actor, where_clause
 
 INSIDE = (103.9700, 22.4980)   # Cốc Lếu, Lào Cai ward
 
@@ -123,6 +123,10 @@ def test_etl_bulk_entry_lists_interleaved_ids_as_ranges(units):
     with conn.cursor(row_factory=dict_row) as cur:
         back = cur.execute("SELECT * FROM audit_etl_inserts(%s)", (run,)).fetchall()
     assert [int(r["row_key"]) for r in back] == ids and [r["after"]["code"] for r in back] == [f"G-{i}" for i in ids]
+    # Asked for by a row's key, the trail finds the run's entry holding it, and only for those ids.
+    for key, found in ((start + 7, True), (start + 8, False), (start, True)):
+        hits = entries(conn, AuditFilter(table="schools", row_key=str(key)))
+        assert [e["id"] for e in hits] == ([entry["id"]] if found else []), key
     # Outside a run, the same insert is audited row by row.
     conn.execute("INSERT INTO schools (code, name, name_unaccent, level, ownership, commune_code, source, geom)"
                  " VALUES ('G-x', 'Trường x', 'truong x', 'primary', 'public', '99001', 'test',"
