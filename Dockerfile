@@ -22,4 +22,5 @@ COPY --from=assets /app/node_modules node_modules
 ENV IOCGIS_HOST=0.0.0.0 IOCGIS_ASSETS_DIR=/app/node_modules
 USER iocgis
 EXPOSE 8080
-CMD ["gunicorn", "--bind", "0.0.0.0:8080", "--workers", "4", "webmap:create_app()"]
+ENV IOCGIS_PORT=8080
+CMD ["iocgis", "serve", "--workers", "4"]

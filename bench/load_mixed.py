@@ -2,7 +2,7 @@
 database restarted in the middle (issue #8: staying up under load and faults).
 
 Everything runs on 127.0.0.1 and is made here: a scratch PostGIS cluster (durable settings; the demo
-province loaded, `--scale 1` by default: 10,000 incidents) and `iocgis serve --workers 2` (gunicorn)
+province loaded, `--scale 1` by default: 10,000 incidents) and `iocgis serve --workers 2` (granian)
 on a free port, with the per-client limit on citizen reports switched off by its documented setting
 (IOCGIS_REPORTS_PER_MIN=0), since every client here shares one address. Each client is a thread with
 one keep-alive connection, picking requests from a weighted mix: OGC items pages, bbox queries and
@@ -290,7 +290,7 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=300.0, help="seconds of load")
     parser.add_argument("--max-requests", type=int, default=2_000_000, help="stop after this many requests in all")
     parser.add_argument("--scale", type=int, default=1, help="demo scale (1: 10,000 incidents)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--workers", type=int, default=2, help="server worker processes")
     parser.add_argument("--threads", type=int, default=8, help="threads per worker")
     parser.add_argument("--pool-max", type=int, default=10, help="each worker's app connection pool size")
     parser.add_argument("--writes", choices=sorted(WRITE_MIXES), default="reports", help="the write mix")
@@ -359,7 +359,7 @@ def main() -> int:
         print(f"load: {len(records)} requests in {elapsed:.1f}s = {len(records) / elapsed:.1f} req/s; "
               f"stale keep-alive resends {sum(c.retries for c in clients)}")
         print(f"CPU (cores busy on average, {os.cpu_count()} on the machine): clients {client_cpu / elapsed:.2f}, "
-              f"server (gunicorn tree) {server_cpu / elapsed:.2f}; load average {os.getloadavg()[0]:.1f}")
+              f"server (process tree) {server_cpu / elapsed:.2f}; load average {os.getloadavg()[0]:.1f}")
 
         ok &= verify_writes(url, kinds, accepted, records, incidents_before)
         limit = args.workers * (args.pool_max + OTHER_POOLS)

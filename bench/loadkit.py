@@ -51,7 +51,7 @@ def scratch_database(root: Path, scale: int = 1):
 
 def start_server(url: str, var_dir: Path, log_path: Path, pool_max: int, workers: int = 0,
                  threads: int = 8) -> tuple[subprocess.Popen, str]:
-    """`iocgis serve` (gunicorn with `workers` processes when > 0) on a free port; returns (process,
+    """`iocgis serve` (granian with `workers` processes when > 0) on a free port; returns (process,
     "127.0.0.1:port") once it answers. The per-client limit on citizen reports is switched off
     (IOCGIS_REPORTS_PER_MIN=0): every benchmark client shares 127.0.0.1."""
     port = free_port()
@@ -81,7 +81,7 @@ def start_server(url: str, var_dir: Path, log_path: Path, pool_max: int, workers
 
 
 def stop_server(proc: subprocess.Popen) -> None:
-    proc.terminate()        # gunicorn's master stops its workers on SIGTERM
+    proc.terminate()        # the server stops its workers on SIGTERM
     try:
         proc.wait(30)
     except subprocess.TimeoutExpired:

@@ -8,7 +8,7 @@ and 50,000 zoning polygons) redone in one run on this machine:
 - data: a scratch database on the managed cluster (DATABASE_URL's server, or var/pg), migrated,
   filled by `iocgis demo load --scale` (scale 100: a million incidents) and topped up to `--zones`
   land-use zones with bench/zoning_check.py's Voronoi blocks (the demo draws a few thousand);
-- ours: `iocgis serve --workers 2` (gunicorn, as in production);
+- ours: `iocgis serve --workers 2` (granian, as in production);
 - stock: pygeoapi's own PostgreSQL provider over the same tables and the same public columns,
   `pygeoapi.flask_app` under gunicorn with 2 workers;
 - load: wrk -t2 -c8 -d20s on 127.0.0.1, every response's status counted; each query's answer is
@@ -259,7 +259,7 @@ def server(cmd: list[str], env: dict, ready_url: str, log: Path):
             time.sleep(0.5)
         yield
     finally:
-        proc.terminate()   # gunicorn's arbiter stops its workers on SIGTERM
+        proc.terminate()   # granian and gunicorn stop their workers on SIGTERM
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:

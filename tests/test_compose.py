@@ -24,7 +24,8 @@ def test_services_and_their_wiring():
     assert services["postgis"]["image"].startswith("postgis/postgis:15-3")
     assert services["migrate"]["depends_on"]["postgis"]["condition"] == "service_healthy"
     assert services["web"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
-    assert "webmap:create_app()" in services["web"]["command"]
+    assert services["web"]["command"][:3] == ["iocgis", "serve", "--workers"]
+    assert services["web"]["environment"]["IOCGIS_PORT"] == "8080" and services["web"]["ports"][0].endswith(":8080")
 
 
 def test_every_variable_is_one_the_settings_read():
@@ -64,5 +65,5 @@ def test_commands_exist_in_the_cli():
 def test_image_and_assets_are_built_from_the_repo():
     dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
     assert "npm ci" in dockerfile and "package-lock.json" in dockerfile
-    assert "pip install" in dockerfile and "gunicorn" in dockerfile
+    assert "pip install" in dockerfile and '"iocgis", "serve", "--workers"' in dockerfile
     assert COMPOSE["services"]["migrate"]["build"] == "."

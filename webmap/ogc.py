@@ -9,6 +9,7 @@ write the layer: 401 without one, 403 with the wrong role."""
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Callable
@@ -22,6 +23,8 @@ import pygeoapi.api.coverages as coverages_api
 import pygeoapi.api.itemtypes as itemtypes_api
 import pygeoapi.api.processes as processes_api
 import pygeoapi.api.tiles as tiles_api
+import pygeoapi.crs
+import pygeoapi.provider.base
 from flask import Blueprint, Response, g, make_response, request, send_from_directory
 from psycopg_pool import PoolTimeout
 from pygeoapi.api import API, F_JSON, APIRequest, apply_gzip
@@ -54,6 +57,12 @@ LOCAL_SCHEMAS = {
     "https://raw.githubusercontent.com/opengeospatial/ogcapi-records/master/core/openapi/":
         "ogcapi/records/part1/1.0/openapi/",
 }
+
+# pygeoapi builds the same pyproj CRS from its URI three times a request (a provider's storage CRS,
+# the request's and the storage CRS again for the output), about 8 % of a page's Python time. A CRS
+# object does not change and pyproj gives each thread its own PROJ handle, so one per URI serves all.
+_get_crs = functools.lru_cache(maxsize=128)(pygeoapi.crs.get_crs)
+pygeoapi.crs.get_crs = pygeoapi.provider.base.get_crs = _get_crs
 
 
 def local_refs(document, schemas_url: str):

@@ -1,6 +1,6 @@
 """A token bucket per client, in process memory.
 
-Good enough for one web process: each gunicorn worker keeps its own buckets, so N workers allow N
+Good enough for one web process: each worker process keeps its own buckets, so N workers allow N
 times the rate, and a restart forgets them. Behind a load balancer or with many workers the limit
 belongs in the proxy (nginx limit_req) or a shared store; the interface stays `take(key)`.
 """
