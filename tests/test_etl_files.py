@@ -389,15 +389,19 @@ def test_point_outside_the_province_rejected_with_its_reason(etl_url, tmp_path):
     assert runs(etl_url)[-1]["n_rejected"] == 1
 
 
-def test_types_code_lists_required_checks_and_duplicates(etl_url, tmp_path):
-    rows = [
+def one_good_four_bad() -> list[dict]:
+    """A good row, then a bad code, a bad type, a missing name and a broken CHECK rule."""
+    return [
         school("TH-001", "Tốt", 103.97, 22.48),
         school("TH-002", "Cấp học lạ", 103.97, 22.48, level="university"),
         school("TH-003", "Số lạ", 103.97, 22.48, students="nhiều"),
         school("TH-004", "", 103.97, 22.48),
         school("TH-005", "Âm", 103.97, 22.48, students=-5),
-        school("TH-001", "Trùng", 103.97, 22.48),
     ]
+
+
+def test_types_code_lists_required_checks_and_duplicates(etl_url, tmp_path):
+    rows = [*one_good_four_bad(), school("TH-001", "Trùng", 103.97, 22.48)]
     path = tmp_path / "t.geojson"
     frame(rows).to_file(path, driver="GeoJSON")
     result = load(etl_url, "schools", path)
@@ -416,11 +420,7 @@ def test_chunks_reject_and_load_exactly_what_one_pass_does(etl_url, tmp_path, mo
     across chunks, chunks of 3 rows give the same rejects, reasons and counts as one chunk, load
     the same rows in input order, and a chunked snapshot retires only what no chunk named."""
     rows = [
-        school("TH-001", "Tốt", 103.97, 22.48),
-        school("TH-002", "Cấp học lạ", 103.97, 22.48, level="university"),
-        school("TH-003", "Số lạ", 103.97, 22.48, students="nhiều"),
-        school("TH-004", "", 103.97, 22.48),
-        school("TH-005", "Âm", 103.97, 22.48, students=-5),
+        *one_good_four_bad(),
         school("TH-001", "Trùng khúc trước", 103.97, 22.48),
         school("TH-HN", "Hà Nội", *OUTSIDE),
         school("TH-008", "Tốt 2", 103.965, 22.495),
