@@ -33,9 +33,14 @@ class Forbidden(IocgisError):
     code = "Forbidden"
 
 
-class Throttled(IocgisError):
+class TooManyRequests(IocgisError):
+    """Too many requests from one caller (logins, citizen reports): 429, and Retry-After."""
     status = 429
     code = "TooManyRequests"
+
+    def __init__(self, message_vi: str, message_en: str, retry_after_s: int):
+        super().__init__(message_vi, message_en)
+        self.retry_after_s = retry_after_s
 
 
 class NotFound(IocgisError):

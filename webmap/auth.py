@@ -34,7 +34,7 @@ from flask import (
 from gis_core.auth import accounts, rules
 from gis_core.auth.accounts import PUBLIC, Principal
 from gis_core.auth.secret import secret_key
-from gis_core.errors import Forbidden, IocgisError, Throttled, Unauthorized
+from gis_core.errors import Forbidden, IocgisError, TooManyRequests, Unauthorized
 from gis_core.settings import Settings
 
 from .map import ASSETS
@@ -223,9 +223,9 @@ def login():
     try:
         with _database().connection(actor="web:login") as conn:
             result = accounts.login(conn, request.form.get("name", ""), request.form.get("password", ""), address)
-    except Throttled as exc:
+    except TooManyRequests as exc:
         response = _login_form(exc, 429)
-        response.headers["Retry-After"] = str(int(accounts.WINDOW.total_seconds()))
+        response.headers["Retry-After"] = str(exc.retry_after_s)
         return response
     if result is None:
         return _login_form(Unauthorized("Sai tên đăng nhập hoặc mật khẩu.", "Wrong user name or password."), 401)

@@ -13,8 +13,9 @@ import threading
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 
+from gis_core.errors import TooManyRequests
 from gis_core.incidents import alerts, reports, workflow
-from gis_core.incidents.errors import PayloadTooLarge, TooManyRequests, UnsupportedMediaType, ValidationFailed
+from gis_core.incidents.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from gis_core.incidents.ratelimit import TokenBucket
 
 from .incidents_common import (
@@ -73,7 +74,9 @@ def submit():
     if limiter is not None:
         wait = limiter.take(request.remote_addr or "unknown")
         if wait:
-            raise TooManyRequests(limiter.retry_after(wait))
+            seconds = limiter.retry_after(wait)
+            raise TooManyRequests(f"Gửi quá nhiều phản ánh; vui lòng thử lại sau {seconds} giây.",
+                                  f"Too many reports; please retry in {seconds} s.", seconds)
     if request.is_json:
         data = request.get_json(silent=True)
         if not isinstance(data, dict):

@@ -18,7 +18,7 @@ import psycopg
 from psycopg.rows import dict_row
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from ..errors import InvalidParameter, Throttled
+from ..errors import InvalidParameter, TooManyRequests
 from .rules import ANONYMOUS, ROLES
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
@@ -180,8 +180,9 @@ def login(conn: psycopg.Connection, name: str, password: str, address: str) -> t
     bound, 429 until the window passes, whatever the password."""
     name = (name or "").strip().lower()[:63]
     if _throttled(conn, name, address):
-        raise Throttled("Đăng nhập sai quá nhiều lần; vui lòng thử lại sau 15 phút.",
-                        "Too many failed logins; please try again in 15 minutes.")
+        raise TooManyRequests("Đăng nhập sai quá nhiều lần; vui lòng thử lại sau 15 phút.",
+                              "Too many failed logins; please try again in 15 minutes.",
+                              int(WINDOW.total_seconds()))
     row = conn.execute("SELECT id, role, password_hash FROM users WHERE name = %s AND NOT disabled",
                        (name,)).fetchone()
     ok = check_password_hash(row[2] if row else _dummy_hash(), password or "")

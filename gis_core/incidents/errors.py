@@ -32,12 +32,3 @@ class UnsupportedMediaType(IocgisError):
     status = 415
     code = "UnsupportedMediaType"
 
-
-class TooManyRequests(IocgisError):
-    status = 429
-    code = "TooManyRequests"
-
-    def __init__(self, retry_after_s: int):
-        self.retry_after_s = retry_after_s
-        super().__init__(f"Gửi quá nhiều phản ánh; vui lòng thử lại sau {retry_after_s} giây.",
-                         f"Too many reports; please retry in {retry_after_s} s.")
