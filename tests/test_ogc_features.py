@@ -136,6 +136,11 @@ def test_cql2_text_filter_and_sortby(server):
     ("incidents/items", {"datetime": "not-a-date"}),
     ("incidents/items", {"properties": "reporter_contact"}),
     ("schools/items", {"limit": "-5"}),
+    ("schools/items", {"limit": "0"}),
+    ("schools/items", {"limit": "abc"}),
+    ("schools/items", {"offset": "-1"}),
+    ("schools/items", {"offset": "abc"}),
+    ("schools/items", {"offset": "99999999999999999999"}),
     ("schools/items", {"crs": "http://www.opengis.net/def/crs/EPSG/0/99999"}),
 ])
 def test_bad_parameters_get_400_not_500(server, path, params):

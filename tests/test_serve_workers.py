@@ -32,12 +32,12 @@ def get(url: str, data: bytes | None = None, headers: dict | None = None) -> tup
         return exc.code, exc.headers, exc.read()
 
 
-@pytest.fixture(scope="module")
-def workers(demo_url, tmp_root):
+def start(demo_url: str, tmp_root, name: str) -> tuple[str, subprocess.Popen]:
+    """`iocgis serve --workers 2` on a free port, in a process group of its own; (base URL, process)."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": demo_url, "IOCGIS_PORT": str(port),
            "IOCGIS_VAR_DIR": str(tmp_root / "var")}
-    log_path = tmp_root / "serve-workers.log"
+    log_path = tmp_root / f"{name}.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "gis_core.cli", "serve", "--workers", "2", "--threads", "2"],
                                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -46,17 +46,26 @@ def workers(demo_url, tmp_root):
     while True:
         try:
             if get(f"{base}/ogc/collections?f=json")[0] == 200:
-                break
+                return base, proc
         except OSError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
+            stop(proc)
             raise RuntimeError("iocgis serve --workers did not start:\n" + log_path.read_text())
         time.sleep(0.3)
-    yield base, proc
+
+
+def stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def workers(demo_url, tmp_root):
+    base, proc = start(demo_url, tmp_root, "serve-workers")
+    yield base
+    stop(proc)
 
 
 def features(body: bytes) -> list[dict]:
@@ -64,7 +73,7 @@ def features(body: bytes) -> list[dict]:
 
 
 def test_workers_answer_as_the_single_process_server(workers, server):
-    base, _proc = workers
+    base = workers
     status, headers, body = get(base + ITEMS)
     assert status == 200 and headers["Content-Type"].startswith("application/geo+json")
     assert len(features(body)) == 7 and features(body) == features(get(server + ITEMS)[2])
@@ -79,7 +88,7 @@ def test_workers_answer_as_the_single_process_server(workers, server):
 
 
 def test_workers_serve_concurrent_clients(workers):
-    base, _proc = workers
+    base = workers
     paths = [ITEMS, "/ogc/collections/incidents/items?f=json&limit=50", "/ogc/collections?f=json",
              "/ogc/collections/communes/tiles/WebMercatorQuad/9/223/403?f=mvt"] * 12
     with ThreadPoolExecutor(16) as pool:
@@ -87,11 +96,14 @@ def test_workers_serve_concurrent_clients(workers):
     assert [status for status, _h, _b in answers if status not in (200, 204)] == []
 
 
-def test_sigterm_stops_every_worker(workers):
-    base, proc = workers
+def test_sigterm_stops_every_worker(demo_url, tmp_root):
+    base, proc = start(demo_url, tmp_root, "serve-workers-sigterm")
     port = int(base.rsplit(":", 1)[1])
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(20) is not None
+    try:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) is not None
+    finally:
+        stop(proc)
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0, "a worker still listens after SIGTERM"
     left = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True)
