@@ -188,7 +188,7 @@ class FastPostGISProvider(BaseProvider):
         target = pyproj.CRS.from_user_input(crs_transform_spec.target_crs_uri)
         srid = target.to_epsg()
         if srid is None:
-            raise ProviderInvalidQueryError("crs has no EPSG code")
+            raise ProviderInvalidQueryError(user_msg="crs: hệ toạ độ không có mã EPSG / the crs has no EPSG code")
         flip = target.axis_info[0].direction.lower() == "north" and not crs_transform_spec.always_xy
         return srid, flip
 
@@ -386,11 +386,18 @@ class FastPostGISProvider(BaseProvider):
         except (PoolTimeout, psycopg.OperationalError) as exc:
             raise DatabaseUnavailableError() from exc
         if row is None:
-            raise ProviderItemNotFoundError(f"No such item: {self.id_field}={identifier}.")
+            raise self._not_found(identifier)
         feature, previous, following = row
         feature["prev"] = previous if previous is not None else key
         feature["next"] = following if following is not None else key
         return feature
+
+    def _not_found(self, identifier) -> ProviderItemNotFoundError:
+        # pygeoapi shows the user_msg (else its English default), so it is bilingual; the id the
+        # client sent is logged, not echoed.
+        return ProviderItemNotFoundError(
+            f"No such item: {self.id_field}={identifier!r}",
+            user_msg=f"Không có đối tượng với {self.id_field} này / no feature with this {self.id_field}")
 
     def _typed_id(self, identifier):
         """URLs carry ids as text; compare them in the column's own type."""
@@ -399,9 +406,9 @@ class FastPostGISProvider(BaseProvider):
             try:
                 key = int(identifier)
             except (TypeError, ValueError):
-                raise ProviderItemNotFoundError(f"No such item: {self.id_field}={identifier}.") from None
+                raise self._not_found(identifier) from None
             if not -(2**63) <= key < 2**63:
-                raise ProviderItemNotFoundError(f"No such item: {self.id_field}={identifier}.")
+                raise self._not_found(identifier)
             return key
         return str(identifier)
 
@@ -451,5 +458,5 @@ class FastPostGISProvider(BaseProvider):
         except (PoolTimeout, psycopg.OperationalError) as exc:
             raise DatabaseUnavailableError() from exc
         if row is None:
-            raise ProviderItemNotFoundError(f"No such item: {self.id_field}={identifier}.")
+            raise self._not_found(identifier)
         return row[0]

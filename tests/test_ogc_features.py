@@ -149,6 +149,14 @@ def test_bad_parameters_get_400_not_500(server, path, params):
     assert "Traceback" not in json.dumps(body)
 
 
+@pytest.mark.parametrize("item", ["987654321", "abc", "99999999999999999999"])
+def test_missing_item_is_a_bilingual_404(server, item):
+    code, body = status_of(server, f"schools/items/{item}")
+    assert code == 404 and body["code"] == "NotFound"
+    assert "Không có đối tượng" in body["description"] and "no feature" in body["description"]
+    assert item not in body["description"]
+
+
 def test_number_matched_exact_on_small_layers(server, demo_url):
     import psycopg
 
