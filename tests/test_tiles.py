@@ -3,6 +3,7 @@ dense points, ETags and invalidation by a data change."""
 
 from __future__ import annotations
 
+import json
 import math
 import urllib.error
 import urllib.request
@@ -64,8 +65,9 @@ def test_dense_points_are_aggregated_at_low_zoom_and_counts_add_up(server, demo_
 
 
 def test_zoom_limits_are_enforced(server):
-    status, _, _ = fetch(f"{server}/ogc/collections/schools/tiles/WebMercatorQuad/23/0/0")
+    status, _, body = fetch(f"{server}/ogc/collections/schools/tiles/WebMercatorQuad/23/0/0")
     assert status == 404
+    assert "ngoài phạm vi" in json.loads(body)["description"] and "outside" in json.loads(body)["description"]
     status, _, _ = fetch(f"{server}/ogc/collections/schools/tiles/WebMercatorQuad/3/9/1")  # y beyond 2^z
     assert status == 404
 

@@ -39,7 +39,7 @@ from gis_core import features_write, hillshade, ogc_config, paging, tiles
 from gis_core.auth import rules
 from gis_core.auth.rules import ANONYMOUS
 from gis_core.errors import DatabaseUnavailable, Forbidden, Unauthorized
-from gis_core.ogc_provider import connection
+from gis_core.ogc_provider import DatabaseUnavailableError, connection
 from gis_core.registry import Registry
 from gis_core.settings import Settings
 
@@ -63,6 +63,9 @@ LOCAL_SCHEMAS = {
 # object does not change and pyproj gives each thread its own PROJ handle, so one per URI serves all.
 _get_crs = functools.lru_cache(maxsize=128)(pygeoapi.crs.get_crs)
 pygeoapi.crs.get_crs = pygeoapi.provider.base.get_crs = _get_crs
+
+NO_TILE = ("Không có ô bản đồ này: ngoài phạm vi thu phóng của lớp hoặc chỉ số ô sai / "
+           "no such tile: outside the layer's zoom range, or a wrong tile index")
 
 
 def local_refs(document, schemas_url: str):
@@ -279,6 +282,9 @@ def blueprint(settings: Settings) -> Blueprint:
     def tile(collection_id: str, tms: str, z: int, y: int, x: int) -> Response:
         response = run(tiles_api.get_collection_tiles_data, collection_id, tms, z, y, x, check_format=False,
                        default_format="mvt")
+        if response.status_code == HTTPStatus.NOT_FOUND and b"Tile not found" in response.get_data():
+            # pygeoapi answers every missing tile with a bare English "Tile not found".
+            return make_response({"code": "NotFound", "description": NO_TILE}, 404)
         return _cacheable(response)
 
     base_layers = [layer for layer in registry.published() if layer.tiles.basemap]
@@ -291,10 +297,11 @@ def blueprint(settings: Settings) -> Blueprint:
         try:
             content = tiles.render(data_url, [tiles.tile_layer(data_url, d, name) for name, d in defs.items()],
                                    z, x, y)
-        except ProviderTileNotFoundError as exc:
-            return make_response({"code": "NotFound", "description": str(exc)}, 404)
+        except ProviderTileNotFoundError:
+            return make_response({"code": "NotFound", "description": NO_TILE}, 404)
         except ProviderConnectionError:
-            return make_response({"code": "ServiceUnavailable", "description": "database unavailable"}, 503)
+            return make_response({"code": "ServiceUnavailable", "description": DatabaseUnavailableError.default_msg},
+                                 503, {"Retry-After": "5"})
         response = make_response(content, 200 if content else 204)
         response.headers["Content-Type"] = "application/vnd.mapbox-vector-tile"
         return _cacheable(response)
