@@ -126,12 +126,13 @@ def demo_url(admin_url, template_db, tmp_root) -> str:
 
 @pytest.fixture(scope="session")
 def server(demo_url, tmp_root):
-    """`iocgis serve` in its own process, as a user would start it."""
+    """`iocgis serve --workers 1` in its own process: the production server (granian), as
+    docker-compose starts it, so that every client test meets what users meet."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": demo_url, "IOCGIS_PORT": str(port),
            "IOCGIS_VAR_DIR": str(tmp_root / "var")}
     log = open(tmp_root / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "gis_core.cli", "serve"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "gis_core.cli", "serve", "--workers", "1"], env=env,
                             stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

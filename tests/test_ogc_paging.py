@@ -11,6 +11,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from email.message import Message
 
 import psycopg
 import pytest
@@ -261,12 +262,12 @@ def test_as_of_reads_the_layer_as_it_was(schools):
 # -- against the server ---------------------------------------------------------------------------
 
 
-def get(server: str, query: str) -> tuple[int, dict, dict]:
+def get(server: str, query: str) -> tuple[int, Message, dict]:
     try:
         with urllib.request.urlopen(f"{server}/ogc/collections/{query}", timeout=60) as response:
-            return response.status, dict(response.headers), json.load(response)
+            return response.status, response.headers, json.load(response)
     except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), json.load(err)
+        return err.code, err.headers, json.load(err)
 
 
 def test_server_pages_by_cursor_in_a_projected_crs(server, demo_url):

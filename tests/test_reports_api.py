@@ -14,6 +14,7 @@ import json
 import urllib.error
 import urllib.request
 import uuid
+from email.message import Message
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -43,7 +44,7 @@ def operator_token(demo_url):
 
 
 def call(method: str, url: str, body: dict | bytes | None = None,
-         headers: dict | None = None) -> tuple[int, dict, bytes]:
+         headers: dict | None = None) -> tuple[int, Message, bytes]:
     """A request; to the operators' board (/incidents..., /api/incidents...) with the operator's token."""
     data = json.dumps(body).encode() if isinstance(body, dict) else body
     head = {"Content-Type": "application/json"} if isinstance(body, dict) else {}
@@ -52,9 +53,9 @@ def call(method: str, url: str, body: dict | bytes | None = None,
     request = urllib.request.Request(url, data=data, method=method, headers={**head, **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, dict(response.headers), response.read()
+            return response.status, response.headers, response.read()
     except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), err.read()
+        return err.code, err.headers, err.read()
 
 
 def multipart(fields: dict[str, str], files: dict[str, tuple[str, str, bytes]]) -> tuple[bytes, str]:

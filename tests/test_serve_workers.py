@@ -1,6 +1,7 @@
 """`iocgis serve --workers N`, the production server (granian worker processes, as docker-compose
-runs it): the same answers as the single-process server the other tests use, under concurrent
-clients, and a clean stop on SIGTERM."""
+runs it): with 2 workers the same answers as the one-worker server the other tests use, under
+concurrent clients, and a clean stop on SIGTERM. And plain `iocgis serve` (one threaded process,
+as `make demo` starts it) answering as they do."""
 
 from __future__ import annotations
 
@@ -32,14 +33,15 @@ def get(url: str, data: bytes | None = None, headers: dict | None = None) -> tup
         return exc.code, exc.headers, exc.read()
 
 
-def start(demo_url: str, tmp_root, name: str) -> tuple[str, subprocess.Popen]:
-    """`iocgis serve --workers 2` on a free port, in a process group of its own; (base URL, process)."""
+def start(demo_url: str, tmp_root, name: str,
+          args: tuple[str, ...] = ("--workers", "2", "--threads", "2")) -> tuple[str, subprocess.Popen]:
+    """`iocgis serve ARGS` on a free port, in a process group of its own; (base URL, process)."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": demo_url, "IOCGIS_PORT": str(port),
            "IOCGIS_VAR_DIR": str(tmp_root / "var")}
     log_path = tmp_root / f"{name}.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "gis_core.cli", "serve", "--workers", "2", "--threads", "2"],
+        proc = subprocess.Popen([sys.executable, "-m", "gis_core.cli", "serve", *args],
                                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -51,7 +53,7 @@ def start(demo_url: str, tmp_root, name: str) -> tuple[str, subprocess.Popen]:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             stop(proc)
-            raise RuntimeError("iocgis serve --workers did not start:\n" + log_path.read_text())
+            raise RuntimeError(f"iocgis serve {' '.join(args)} did not start:\n" + log_path.read_text())
         time.sleep(0.3)
 
 
@@ -72,7 +74,7 @@ def features(body: bytes) -> list[dict]:
     return json.loads(body)["features"]
 
 
-def test_workers_answer_as_the_single_process_server(workers, server):
+def test_workers_answer_as_the_one_worker_server(workers, server):
     base = workers
     status, headers, body = get(base + ITEMS)
     assert status == 200 and headers["Content-Type"].startswith("application/geo+json")
@@ -85,6 +87,18 @@ def test_workers_answer_as_the_single_process_server(workers, server):
     assert status == 400 and "bbox" in body.decode()
     status, _headers, body = get(base + "/api/reports", data=b"{", headers={"Content-Type": "application/json"})
     assert status == 400 and json.loads(body)["code"] and " / " in json.loads(body)["description"]
+
+
+def test_single_process_server_answers_alike(demo_url, tmp_root, server):
+    base, proc = start(demo_url, tmp_root, "serve-single", ())
+    try:
+        status, headers, body = get(base + ITEMS)
+        assert status == 200 and headers["Content-Type"].startswith("application/geo+json")
+        assert features(body) == features(get(server + ITEMS)[2])
+        status, _headers, body = get(base + "/ogc/collections/schools/items?f=json&bbox=1,2,3")
+        assert status == 400 and "bbox" in body.decode()
+    finally:
+        stop(proc)
 
 
 def test_workers_serve_concurrent_clients(workers):
