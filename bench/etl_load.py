@@ -34,6 +34,11 @@ average 1.3-1.4), medians of 3 in one run (`--points 1000000 --runs 3`):
     ours again (nothing changes)           10.6   94,643
     ratio ours/ogr2ogr 0.27, ours/ogr2ogr into the layer 0.99
 
+Measured again the next session (2026-11-22 07:37 UTC, load average 1.0-1.4, a helper's work
+beside it; the same command): ours 23.4, 24.2, 23.7 s; ogr2ogr 5.7, 5.7, 5.9 s; into the layer
+22.3, 22.7, 22.0 s; medians 23.7 / 5.7 / 22.3 s, ratios 0.24 and 0.94; ours again 10.7 s; upsert
+stage 18.4 s.
+
 The code before this work, main at 9e14c31, measured right after in the same conditions (`--runs
 1`, a fresh database like our first run's): ours 28.8 s, ogr2ogr 5.5 s, into the layer 19.8 s, ours
 again 12.0 s; ratios 0.19 and 0.69. So 28.8 s -> 19.0 s on the same first run (1.5x), 0.19x ->
