@@ -8,8 +8,9 @@ and corridor overlays, and `--permits` small rectangular footprints (10-25 m a s
 random points of the zones, about 12 % of them breaking a rule and some crossing a zone edge.
 Both implementations then check every permit and write their verdicts back:
 
-- ours: `zoning.check_permits` (the SQL of postgis/migrations/0011, 0017, 0020 and 0030; permits
-  in spatial order, chunks of 5,000 on two connections);
+- ours: `zoning.check_permits` (the SQL of postgis/migrations/0011, 0017, 0020 and 0030, writing
+  into permit_checks without the verdict index 0032 dropped; permits in spatial order, chunks of
+  5,000 on two connections);
 - baseline: read both layers with geopandas, `sjoin`, intersection areas and setbacks in the
   check's metric projection (zoning_tolerances.metric_srid, UTM 48N; ours measures in the same
   projection) for the shares, the same rules in pandas, verdicts written back with COPY.
@@ -18,43 +19,61 @@ It prints both times, the ratio, whether the verdicts (and the rules broken) agr
 seconds each side cost: the server's (postmaster, its live processes and the backends it reaped)
 plus this process's. On a shared machine the CPU seconds move far less than the wall times.
 
-Measured 2026-11-22 06:09-06:10 UTC, 100,000 permits and 50,000 zones, on the 2-core development
-machine at a load average of 1.2-1.3 (other jobs), in one locked session on one database, first
-with the migrations up to 0020, then with 0030 applied:
+Measured 2026-11-22 08:16-08:17 UTC, 100,000 permits and 50,000 zones, on the 2-core development
+machine at a load average of 0.4-1.0, in one locked session, a database built afresh and checked
+three times for each: first with the migrations up to 0030, then with 0032 (permit_checks' unused
+verdict index dropped):
 
-                      ratio (wall)          CPU seconds, ours / baseline
-    up to 0020        1.3 1.6 1.5 1.5x      6.38/4.84 5.51/4.82 5.61/4.72 5.58/4.85
-    with 0030         1.6 1.6 1.6x          7.87/5.06 5.37/4.87 5.28/4.81
-    (medians: 1.5x and 5.6 s before, 1.6x and 5.4 s after; the 7.87 s run followed the migration
-    and paid autovacuum's analysis of the rewritten catalogue and tables.)
+                      ratio (wall)    ours wall   CPU seconds, ours / baseline
+    up to 0030        1.4 1.6 1.6x    3.25 2.88 2.89 s   6.22/4.94 5.52/4.89 5.47/4.90
+    with 0032         1.7 1.7 1.6x    2.79 2.81 2.82 s   5.39/5.99 5.38/4.99 5.42/4.92
+    (the first run on a fresh database pays autovacuum's analysis; the baseline took 4.57-4.80 s.)
 
-Five more runs with 0030 a minute earlier (load 1.5-1.8): 1.5 1.6 1.6 1.4 1.6x, ours 2.74-3.18 s
-against 4.31-4.49 s, CPU 5.16-5.30 s against 4.62-4.85 s. Verdicts and rules broken were identical
-on all 100,000 permits in every run. The goal (3x) is not met: ours costs slightly more CPU than
-the baseline and is faster only by using both cores.
+Verdicts and rules broken were identical on all 100,000 permits in every run. The goal (3x) is not
+met: ours costs about as much CPU as the baseline and is faster only by using both cores.
 
-Where ours spends its CPU (one connection, the bulk function cut after each stage and run over all
-100,000 permits in chunks of 5,000; 4.8-5.1 s in all):
-    reading the permits by id                                              0.12 s
+Where ours spends its CPU (one connection, 4.7-4.8 s in all; each statement of the bulk function
+cut after a stage and run over all 100,000 permits in chunks of 5,000, rolled back):
+    reading the permits by id                                              0.13 s
     zones whose box holds the footprint (GiST, 1.3 per permit; the
-      descent alone about 7 us) and the covering test, sorted by zone      1.3-1.5 s
-    overlays of the 90 % covered footprints (grid cells, exact test)      0.35-0.45 s
-    their setback (0.35 s), rules and JSON                                 0.75-0.9 s
-    zoning_evaluate for the 9.6 % no zone covers (19,000 zone pieces,
-      about 30 us each in GEOS, are half of it)                            1.25 s
-    writing 100,000 rows into permit_checks (foreign-key check 0.3 s,
-      building the JSON 0.2 s)                                             1.0-1.1 s
-Two connections cost about 0.4 s more between them than one (both cores busy).
+      descent alone 0.7 s, about 7 us) and their sort by zone              0.9 s
+    the covering test, newest zone first                                   0.4 s
+    overlays of the covered footprints (zoning_overlay_part: the array
+      of subjects and its unnesting 0.2 s, grid join and exact tests)     0.45 s
+    their setback (transforms of footprint and zone edge, distance)        0.33 s
+    rules and JSON                                                         0.4 s
+    zoning_evaluate for the 9.5 % no zone covers (1.2-1.3 s: 19,000 zone
+      pieces 0.5 s, of which GEOS intersections 0.4 s; per-piece rules
+      and JSON 0.25 s; split reasons and assembly 0.3 s)                  1.25 s
+    writing 100,000 rows into permit_checks (heap, primary key, the
+      ON CONFLICT probe, the foreign key's check of each row 0.4 s)     0.9-1.0 s
+Two connections cost about 0.4 s more between them than one (both cores busy); a new connection's
+first chunk about 0.03 s more than the next.
 
 What 3x would take: ours at or under about 3.1 s of CPU (1.55 s on both cores of an idle machine)
-against the baseline's 4.8 s. The GiST descents (0.7 s), writing the rows (1.0 s), the GEOS tests
-of the covered footprints (0.75 s) and the split pieces' intersections (0.6 s) already add up to
-that before any other executor work, so the work itself has to shrink, not its overhead: a link
-from each permit to the zones it touches kept by triggers when permits or zones change (the check
-then joins by id instead of searching, about -1 s), each zone's interior shrunk by its setback
-computed once when the zone is loaded (one test instead of covering plus distance, about -0.4 s),
-and the foreign key of permit_checks replaced by a set-based check (about -0.3 s). Writing only
-changed results would help re-checks but not this first check of an empty permit_checks.
+against the baseline's 4.9-5.0 s. The GiST descents (0.7 s), the GEOS work (covering tests, edge
+pieces and setbacks, about 1.2 s) and writing the rows (0.6 s even without the foreign key)
+already come to 2.5 s before any other executor work, so the floor of this design is about 4 s.
+Tried and not kept (same data):
+- permit_checks' foreign key replaced by triggers checking and locking the permits once per
+  statement (0.87 s against 0.60 s per 100,000 rows written, about 4 % of the check): kept the
+  declared key, as PostgreSQL's own rule is simpler to trust than 80 lines restating it;
+- each zone's interior shrunk by its setback, so that a footprint inside it skips the distance:
+  the covering test against it (not prepared: the footprint changes on every row) costs 1.07 s
+  against 0.17 s for the distance itself;
+- zones stored in the metric projection (a table kept beside landuse_zones): the lookup by id
+  costs what the transform saves, in the setback (0.32 s against 0.31 s) as in the edge pieces
+  (zoning_evaluate 1.28 s either way);
+- overlays tested only for footprints in a grid cell that holds one: 0.40 s against 0.43 s, the
+  filter costing what it saves; the candidate pieces ordered by cell, so that PostGIS prepares
+  each piece once: 0.05 s less, not worth another copy of zoning_overlay_part;
+- plain index scans instead of bitmap scans for the zone lookups: no change.
+The one large saving found needs the index rebuilt after the zones are loaded: a GiST index of
+landuse_zones built with (fillfactor = 10, buffering = on) halves the descents (0.71 s to 0.29 s
+per 100,000 footprints), but inserts fill its pages again, and a sorted build (the default of
+CREATE INDEX on a filled table, hence of a restore) is slower than the index grown by inserts
+(1.02 s). A link from each permit to its zones kept by triggers would remove the search from the
+check altogether (rejected: it moves the work out of the timed check).
 """
 
 from __future__ import annotations
