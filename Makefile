@@ -14,6 +14,7 @@ demo: setup
 
 test: setup
 	.venv/bin/ruff check gis_core webmap tests bench
+	.venv/bin/mypy
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
 # The OGC API under 8 concurrent clients, ours next to stock pygeoapi, on a scratch database of a
@@ -32,6 +33,7 @@ load-restart: setup
 
 lint: setup
 	.venv/bin/ruff check gis_core webmap tests bench
+	.venv/bin/mypy
 
 config: setup
 	@$(IOCGIS) layers config

@@ -22,6 +22,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from .rows import one
+
 MAX_ACTOR = 200
 
 SET_ACTOR = "SELECT set_config('iocgis.actor', %s, true)"
@@ -153,7 +155,7 @@ def audit(table: str | None, since: dt.datetime | None, actor: str | None, row_k
           as_json: bool) -> None:
     """Nhật ký thay đổi dữ liệu, mới nhất trước / the audit trail of data changes, newest first."""
     with command_connection() as conn:
-        if table and not conn.execute(TABLE_EXISTS, (table,)).fetchone()[0]:
+        if table and not one(conn.execute(TABLE_EXISTS, (table,)))[0]:
             raise click.BadParameter(f"Không có bảng {table!r} / no table {table!r}.", param_hint="--table")
         rows = entries(conn, AuditFilter(table, since, actor, row_key, limit))
     for entry in rows:

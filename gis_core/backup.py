@@ -19,6 +19,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .auth.grants import STAFF_DB_ROLES
 from .errors import IocgisError
+from .rows import one
 
 # The group roles of 0001 and 0027: restored GRANTs name them, and a new cluster may not have them
 # yet. A dump holds no role memberships (they are the cluster's), so those are made here too.
@@ -63,7 +64,7 @@ def _split(url: str) -> tuple[str, dict[str, str]]:
     env = {**os.environ}
     if password:
         env["PGPASSWORD"] = str(password)
-    return make_conninfo(**params), env
+    return make_conninfo("", **params), env
 
 
 def _run(cmd: list[str], env: dict[str, str], what_vi: str, what_en: str) -> None:
@@ -96,7 +97,7 @@ def is_empty(url: str) -> bool:
     from .db import connect
 
     with connect(url) as conn:
-        return conn.execute(USER_OBJECTS).fetchone()[0] == 0
+        return one(conn.execute(USER_OBJECTS))[0] == 0
 
 
 def restore(url: str, path: Path) -> None:
@@ -126,7 +127,7 @@ def restore(url: str, path: Path) -> None:
                     raise BackupError(f"Thiếu vai trò {role} và không tạo được nó.",
                                       f"Role {role} is missing and cannot be created.") from exc
         for group, member in MEMBERSHIPS:
-            if not conn.execute("SELECT pg_has_role(%s, %s, 'MEMBER')", (member, group)).fetchone()[0]:
+            if not one(conn.execute("SELECT pg_has_role(%s, %s, 'MEMBER')", (member, group)))[0]:
                 try:
                     conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(member)))
                 except psycopg.Error as exc:

@@ -123,13 +123,14 @@ def db_reset(yes: bool) -> None:
 
     from .db import connect, database_url
     from .migrate import migrate
+    from .rows import one
 
     settings = _settings()
     if not yes:
         click.confirm("Xoá toàn bộ dữ liệu? / Delete all data?", abort=True)
     try:
         with connect(database_url(settings), autocommit=True) as conn:
-            owner = conn.execute("SELECT current_user").fetchone()[0]
+            owner = one(conn.execute("SELECT current_user"))[0]
             conn.execute("DROP SCHEMA public CASCADE")
             conn.execute(sql.SQL("CREATE SCHEMA public AUTHORIZATION {}").format(sql.Identifier(owner)))
             conn.execute("DROP TABLE IF EXISTS schema_migrations")

@@ -168,4 +168,4 @@ def with_dbname(url: str, dbname: str) -> str:
         base, _, query = url.partition("?")
         head, _, _old = base.rpartition("/")
         return f"{head}/{dbname}" + (f"?{query}" if query else "")
-    return make_conninfo(**{**conninfo_to_dict(url), "dbname": dbname})
+    return make_conninfo("", **{**conninfo_to_dict(url), "dbname": dbname})

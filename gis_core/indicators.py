@@ -131,7 +131,9 @@ def parse_period(text: str) -> dt.date:
 
 def definitions(conn: psycopg.Connection) -> list[Indicator]:
     rows = conn.execute(DEFINITIONS_SQL).fetchall()
-    return [Indicator(*r[:10], periods=tuple(r[10])) for r in rows]
+    return [Indicator(code, name_vi, name_en, unit_vi, unit_en, higher, theme, about_vi, about_en, target,
+                      tuple(periods))
+            for code, name_vi, name_en, unit_vi, unit_en, higher, theme, about_vi, about_en, target, periods in rows]
 
 
 def definition(conn: psycopg.Connection, code: str) -> Indicator:
@@ -204,7 +206,8 @@ def choropleth(conn: psycopg.Connection, code: str, period: dt.date | None = Non
     values = np.array([r[3] for r in communes if r[3] is not None], dtype=float)
     bounds = classify(values, method, k)
     colors = palette(len(bounds), indicator.higher_is_better)
-    counts = np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(bounds)) if bounds else []
+    counts = (np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(bounds)) if bounds
+              else np.zeros(0, dtype=int))
     units: dict[str, dict] = {}
     for unit_code, _level, name, value, prev in communes:
         cls = int(np.searchsorted(bounds, value, side="left")) if value is not None and bounds else None

@@ -18,6 +18,7 @@ from psycopg import sql
 from . import indicators
 from .errors import InvalidParameter, NotFound
 from .registry import Layer, Registry
+from .rows import one
 
 TILE_PX = 256
 CELL_PX = 64             # one cluster per 64x64 screen pixels: a readable bubble for each
@@ -103,12 +104,13 @@ def cluster_points(conn: psycopg.Connection, layer: Layer, bbox: BBox, zoom: int
     if not MIN_ZOOM <= zoom <= MAX_ZOOM:
         raise InvalidParameter(f"zoom phải từ {MIN_ZOOM} đến {MAX_ZOOM}.",
                                f"zoom must be between {MIN_ZOOM} and {MAX_ZOOM}.")
-    if since is not None and layer.temporal_field is None:
-        raise InvalidParameter(f"Lớp {layer.id} không có trường thời gian.", f"Layer {layer.id} has no time field.")
+    since_sql: sql.Composable = sql.SQL("")
+    if since is not None:
+        if layer.temporal_field is None:
+            raise InvalidParameter(f"Lớp {layer.id} không có trường thời gian.", f"Layer {layer.id} has no time field.")
+        since_sql = sql.SQL("AND {} >= %(since)s").format(sql.Identifier(layer.temporal_field))
     size = cell_size(zoom)
     box = snap_bbox(bbox, size)
-    since_sql = sql.SQL("AND {} >= %(since)s").format(sql.Identifier(layer.temporal_field)) \
-        if since is not None else sql.SQL("")
     query = sql.SQL(CLUSTER_SQL).format(
         geom=sql.Identifier(layer.geometry_column), id=sql.Identifier(layer.id_field),
         table=sql.Identifier(layer.table), since=since_sql)
@@ -148,7 +150,7 @@ def commune_detail(conn: psycopg.Connection, registry: Registry, code: str, limi
     for layer in registry.published():
         if "commune_code" not in {f.name for f in layer.fields}:
             continue
-        total, collection = conn.execute(_features_query(layer), {"code": code, "limit": limit}).fetchone()
+        total, collection = one(conn.execute(_features_query(layer), {"code": code, "limit": limit}))
         layers[layer.id] = {"total": total, "shown": len(collection["features"]), "features": collection}
     return {
         "code": row[0], "name": row[2], "name_en": row[3], "full_name": row[4], "full_name_en": row[5],

@@ -10,6 +10,7 @@ from pathlib import Path
 import psycopg
 
 from .errors import ConfigError
+from .rows import one
 
 NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 LOCK_KEY = 7_240_615  # advisory lock: two migrators never interleave
@@ -55,7 +56,7 @@ def discover(directory: Path) -> list[Migration]:
 def applied(conn: psycopg.Connection) -> dict[int, str]:
     with conn.cursor() as cur:
         cur.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
-        if not cur.fetchone()[0]:
+        if not one(cur)[0]:
             return {}
         cur.execute("SELECT version, checksum FROM schema_migrations")
         return dict(cur.fetchall())

@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import yaml
@@ -48,7 +49,7 @@ PROVINCE_BBOX = [103.52, 21.29, 105.05, 22.86]
 
 def _collection(layer: Layer, role: str = ANONYMOUS) -> dict:
     """A layer's collection as `role` sees it: the fields it may see; editable when it may write."""
-    provider = {
+    provider: dict[str, Any] = {
         "type": "feature",
         "name": PROVIDER,
         "data": DATA,

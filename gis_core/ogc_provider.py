@@ -342,6 +342,8 @@ class FastPostGISProvider(BaseProvider):
             cached = _positions.get(key)
             if cached is not None and cached is not stale:
                 return cached
+            # only layers with a data version page by position (see query)
+            assert self.version_table is not None
             statement, params = fsql.positions_sql(self.catalog, self.version_table, POSITION_STRIDE)
             version, ids = conn.execute(statement, params).fetchone()
             positions = Positions(version, tuple(ids))

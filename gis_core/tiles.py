@@ -34,6 +34,7 @@ from pygeoapi.provider.tile import ProviderTileNotFoundError
 
 from . import features_sql as fsql
 from .ogc_provider import DatabaseUnavailableError, catalog_for, connection, plain_url
+from .rows import one
 
 LOGGER = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ class TileLayer:
     cluster_below: int
 
 
-def tile_sql(layer: TileLayer) -> sql.Composable:
+def tile_sql(layer: TileLayer) -> sql.Composed:
     cat = layer.catalog
     columns = sql.SQL("").join(sql.SQL(", s.{}").format(sql.Identifier(c.name)) for c in cat.columns
                                if not c.pg_type.endswith("[]"))  # MVT attributes are scalars
@@ -269,7 +270,7 @@ def _make(conn: psycopg.Connection, url: str, layer: TileLayer, version: int, z:
     if z < layer.cluster_below:
         return overview_tile(conn, layer, z, x, y, POINT_SETS.points(url, layer, version))
     params = {"z": z, "x": x, "y": y, "layer": layer.name, "margin": BUFFER / EXTENT}
-    return bytes(conn.execute(tile_sql(layer), params).fetchone()[0])
+    return bytes(one(conn.execute(tile_sql(layer), params))[0])
 
 
 def overview_tile(conn: psycopg.Connection, layer: TileLayer, z: int, x: int, y: int,
@@ -280,7 +281,7 @@ def overview_tile(conn: psycopg.Connection, layer: TileLayer, z: int, x: int, y:
         clustered = sql.SQL(CLUSTERED).format(
             srid=sql.Literal(layer.catalog.srid), extent=sql.Literal(EXTENT), grid=sql.Literal(GRID),
             geom=sql.Identifier(layer.catalog.geometry), table=sql.Identifier(layer.catalog.table))
-        return bytes(conn.execute(clustered, params).fetchone()[0])
+        return bytes(one(conn.execute(clustered, params))[0])
     px, py, count = PointSet.cells(points, z, x, y)
     if not len(count):
         return b""
@@ -288,7 +289,7 @@ def overview_tile(conn: psycopg.Connection, layer: TileLayer, z: int, x: int, y:
     # one cost more than the whole tile.
     arrays = {name: "{" + ",".join(map(str, values.tolist())) + "}"
               for name, values in (("px", px), ("py", py), ("count", count))}
-    return bytes(conn.execute(sql.SQL(CELLS).format(extent=sql.Literal(EXTENT)), {**params, **arrays}).fetchone()[0])
+    return bytes(one(conn.execute(sql.SQL(CELLS).format(extent=sql.Literal(EXTENT)), {**params, **arrays}))[0])
 
 
 def tile_layer(url: str, provider_def: dict, name: str) -> TileLayer:

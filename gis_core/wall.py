@@ -14,6 +14,7 @@ import datetime as dt
 import psycopg
 
 from . import indicators
+from .rows import one
 
 OPEN_STATUSES = ("new", "assigned", "in_progress")
 FEED_LIMIT = 50          # newest incidents one poll may return
@@ -69,14 +70,14 @@ SELECT commune_code, count(*)::int FROM incidents WHERE status = ANY(%(open)s) G
 
 
 def _permits_flagged(conn: psycopg.Connection) -> dict:
-    if conn.execute(PERMIT_CHECKS_EXIST_SQL).fetchone()[0]:
-        flagged, review, checked = conn.execute(PERMIT_CHECKS_SQL).fetchone()
+    if one(conn.execute(PERMIT_CHECKS_EXIST_SQL))[0]:
+        flagged, review, checked = one(conn.execute(PERMIT_CHECKS_SQL))
         if checked:
             return {"count": flagged, "needs_review": review, "checked": checked, "source": "permit_checks"}
     with conn.transaction():
         # JIT compiling this join costs ~1 s at 200k permits, twice the query itself.
         conn.execute("SET LOCAL jit = off")
-        (flagged,) = conn.execute(PERMIT_RULE_SQL).fetchone()
+        (flagged,) = one(conn.execute(PERMIT_RULE_SQL))
     return {"count": flagged, "needs_review": None, "checked": None, "source": "zone_height_floors_rule"}
 
 
@@ -89,12 +90,12 @@ def summary(conn: psycopg.Connection, now: dt.datetime | None = None, permits: d
     """The KPI tiles. `permits`: a recent permits_flagged() result, or None to compute it."""
     now = now or dt.datetime.now(dt.UTC)
     params = {"now": now, "day_ago": now - dt.timedelta(days=1), "open": list(OPEN_STATUSES)}
-    open_n, overdue, open_today = conn.execute(INCIDENT_COUNTS_SQL, params).fetchone()
-    (today,) = conn.execute(REPORTED_TODAY_SQL, params).fetchone()
-    cameras, offline, maintenance, silent = conn.execute(CAMERAS_SQL, params).fetchone()
+    open_n, overdue, open_today = one(conn.execute(INCIDENT_COUNTS_SQL, params))
+    (today,) = one(conn.execute(REPORTED_TODAY_SQL, params))
+    cameras, offline, maintenance, silent = one(conn.execute(CAMERAS_SQL, params))
     targets = indicators.off_target(conn)
-    (last_update,) = conn.execute(LAST_UPDATE_SQL).fetchone()
-    (last_id,) = conn.execute(LAST_ID_SQL).fetchone()
+    (last_update,) = one(conn.execute(LAST_UPDATE_SQL))
+    (last_id,) = one(conn.execute(LAST_ID_SQL))
     return {
         "now": now.isoformat(),
         "last_data_update": last_update.isoformat() if last_update else None,
@@ -122,7 +123,7 @@ def incident_feed(conn: psycopg.Connection, after: int | None = None, limit: int
         rows = conn.execute(NEWEST_SQL, {"limit": limit}).fetchall()
     else:
         rows = conn.execute(AFTER_SQL, {"after": after, "limit": limit}).fetchall()
-    (last_id,) = conn.execute(LAST_ID_SQL).fetchone()
+    (last_id,) = one(conn.execute(LAST_ID_SQL))
     return {"last_id": last_id, "incidents": [_feed_row(r) for r in rows]}
 
 

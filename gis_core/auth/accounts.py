@@ -19,6 +19,7 @@ from psycopg.rows import dict_row
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..errors import InvalidParameter, TooManyRequests
+from ..rows import one
 from .rules import ANONYMOUS, ROLES
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
@@ -166,10 +167,10 @@ def token_principal(conn: psycopg.Connection, secret: str) -> Principal | None:
 
 
 def _throttled(conn: psycopg.Connection, name: str, address: str) -> bool:
-    by_name, by_address = conn.execute(
+    by_name, by_address = one(conn.execute(
         "SELECT count(*) FILTER (WHERE name = %(name)s), count(*) FILTER (WHERE address = %(address)s)"
         " FROM login_failures WHERE at > now() - %(window)s AND (name = %(name)s OR address = %(address)s)",
-        {"name": name, "address": address, "window": WINDOW}).fetchone()
+        {"name": name, "address": address, "window": WINDOW}))
     return by_name >= MAX_FAILURES_PER_NAME or by_address >= MAX_FAILURES_PER_ADDRESS
 
 

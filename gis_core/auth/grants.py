@@ -36,6 +36,7 @@ from psycopg import sql
 
 from ..errors import ConfigError
 from ..registry import Layer, Registry
+from ..rows import one
 from .rules import ALL_ROLES, ANONYMOUS, ROLES, may_read_layer, may_write_layer, visible_fields
 
 INGEST = "iocgis_ingest"
@@ -132,12 +133,12 @@ def actual(conn: psycopg.Connection, grant: Grant) -> tuple[tuple[str, ...], tup
     """The columns `grant.role` may SELECT and the writes it holds on the table now, its own
     grants and those of the roles it belongs to (what a member logging in gets)."""
     table = sql.Identifier(grant.schema, grant.table).as_string(conn)
-    columns, writes = conn.execute(
+    columns, writes = one(conn.execute(
         "SELECT (SELECT coalesce(array_agg(a.attname::text ORDER BY a.attnum), '{}') FROM pg_attribute a"
         "        WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped"
         "          AND has_column_privilege(%(role)s, t.oid, a.attnum, 'SELECT')),"
         "       (SELECT coalesce(array_agg(w ORDER BY o), '{}') FROM unnest(%(writes)s::text[]) WITH ORDINALITY u(w, o)"
         "        WHERE has_table_privilege(%(role)s, t.oid, w))"
         " FROM (SELECT %(table)s::regclass::oid AS oid) t",
-        {"role": grant.role, "table": table, "writes": list(WRITES)}).fetchone()
+        {"role": grant.role, "table": table, "writes": list(WRITES)}))
     return tuple(columns), tuple(writes)

@@ -142,8 +142,9 @@ def _load_all(cur: psycopg.Cursor, province: Unit, communes: list[Commune], scal
     # Permits and incidents grow with the scale: drawn and copied a chunk at a time so that memory
     # stays flat (scale 100 is a million incidents), each chunk with its own stream.
     store.create_stage(cur, "demo_stage_permits")
-    for chunk, units in _chunks(scale):
-        rows = generate_permits(_rng(f"permits:{chunk}"), zones, PERMITS_PER_SCALE * units, metric, today, chunk)
+    for chunk, scale_units in _chunks(scale):
+        rows = generate_permits(_rng(f"permits:{chunk}"), zones, PERMITS_PER_SCALE * scale_units, metric, today,
+                                chunk)
         store.copy_rows(cur, "demo_stage_permits", rows)
     counts["building_permits"] = store.move(cur, store.INSERT_PERMITS, gen)
 
@@ -154,9 +155,9 @@ def _load_all(cur: psycopg.Cursor, province: Unit, communes: list[Commune], scal
     cameras = generate_cameras(_rng("cameras"), communes, province.geom, now)
     counts["cameras"] = store.load(cur, "demo_stage_cameras", cameras, store.INSERT_CAMERAS, gen)
     store.create_stage(cur, "demo_stage_incidents")
-    for chunk, units in _chunks(scale):
-        rows = generate_incidents(_rng(f"incidents:{chunk}"), communes, cameras, INCIDENTS_PER_SCALE * units, now,
-                                  chunk)
+    for chunk, scale_units in _chunks(scale):
+        rows = generate_incidents(_rng(f"incidents:{chunk}"), communes, cameras, INCIDENTS_PER_SCALE * scale_units,
+                                  now, chunk)
         store.copy_rows(cur, "demo_stage_incidents", rows)
     counts["incidents"] = store.move(cur, store.INSERT_INCIDENTS, gen)
 

@@ -123,9 +123,9 @@ def generate_incidents(rng: np.random.Generator, communes: list[Commune], camera
         own = np.flatnonzero(commune_idx[cam_sel] == ci)
         if len(own):
             inside = shapely.contains_xy(c.geom, jitter_lon[own], jitter_lat[own])
-            rows = cam_sel[own]
-            lon[rows] = np.where(inside, jitter_lon[own], cam_lon[camera_idx[rows]])
-            lat[rows] = np.where(inside, jitter_lat[own], cam_lat[camera_idx[rows]])
+            near_camera = cam_sel[own]
+            lon[near_camera] = np.where(inside, jitter_lon[own], cam_lon[camera_idx[near_camera]])
+            lat[near_camera] = np.where(inside, jitter_lat[own], cam_lat[camera_idx[near_camera]])
 
     # Workflow: deadline by category; resolution time log-normal around half the deadline.
     sla = np.array([vocab.SLA_HOURS[c] * 3600.0 for c in vocab.CATEGORIES])[category]
@@ -158,8 +158,8 @@ def generate_incidents(rng: np.random.Generator, communes: list[Commune], camera
     places: list[str] = [""] * n
     for ci, c in enumerate(communes):
         sel = np.flatnonzero(commune_idx == ci)
-        for k, p in zip(sel.tolist(), _places(rng, c, len(sel)), strict=True):
-            places[k] = p
+        for k, place in zip(sel.tolist(), _places(rng, c, len(sel)), strict=True):
+            places[k] = place
     template_draw = rng.random(n)
 
     # Ticket numbers run per year in order of reporting across all chunks: PostgreSQL numbers them.

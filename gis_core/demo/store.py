@@ -11,6 +11,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from ..rows import one
+
 GENERATED = "generated:demo"
 
 # Staging tables: (column, type). Types are fixed text here, never input.
@@ -200,11 +202,11 @@ def state(cur: psycopg.Cursor, province_code: str) -> State:
     Communes are counted whatever their source: boundaries loaded by the ETL serve as well."""
     cur.execute("SELECT count(*) FROM admin_units WHERE parent_code = %s AND level = 'commune'"
                 " AND valid_to IS NULL AND geom IS NOT NULL", (province_code,))
-    communes = cur.fetchone()[0]
+    communes = one(cur)[0]
     cur.execute("SELECT count(*) FROM landuse_zones WHERE source = %s", (GENERATED,))
-    zones = cur.fetchone()[0]
+    zones = one(cur)[0]
     cur.execute("SELECT count(*) FROM incidents WHERE data_source = %s", (GENERATED,))
-    incidents = cur.fetchone()[0]
+    incidents = one(cur)[0]
     cur.execute("SELECT name, path FROM rasters WHERE source = %s", (GENERATED,))
     return State(communes, zones, incidents, dict(cur.fetchall()))
 

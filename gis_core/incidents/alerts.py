@@ -24,6 +24,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from ..errors import NotFound
+from ..rows import one
 from .errors import IllegalTransition, ValidationFailed
 from .workflow import OPEN_STATUSES
 
@@ -89,14 +90,15 @@ def indicator_target(conn: psycopg.Connection, rule: dict[str, Any]) -> Finding 
         raise RuleUnavailable(f"indicator {ind['code']} has no target")
     margin = float(params.get("margin", 0))
     beyond: dict[str, float] = {}
-    period = None
+    whens = []
     for code, when, value in conn.execute(LATEST_VALUES, (ind["code"],)).fetchall():
         worse = value < ind["target"] - margin if ind["higher_is_better"] else value > ind["target"] + margin
         if worse:
             beyond[code] = value
-            period = max(period or when, when)
+            whens.append(when)
     if not beyond:
         return None
+    period = max(whens)
     beyond = dict(sorted(beyond.items(), key=lambda kv: kv[1], reverse=not ind["higher_is_better"]))
     vi, en = _listing(conn, beyond)
     side_vi, side_en = ("dưới", "below") if ind["higher_is_better"] else ("vượt", "above")
@@ -159,13 +161,14 @@ def rainfall_hazard(conn: psycopg.Connection, rule: dict[str, Any]) -> Finding |
     min_share = float(params.get("min_share", 0.2))
     shares = hazard_shares(conn, str(params.get("raster", "laocai_landslide_hazard")), min_class)
     hit: dict[str, float] = {}
-    period = None
+    whens = []
     for code, when, value in conn.execute(LATEST_VALUES, (ind["code"],)).fetchall():
         if value > min_mm and shares.get(code, 0.0) >= min_share:
             hit[code] = value
-            period = max(period or when, when)
+            whens.append(when)
     if not hit:
         return None
+    period = max(whens)
     hit = dict(sorted(hit.items(), key=lambda kv: kv[1], reverse=True))
     vi, en = _listing(conn, hit, " mm")
     return Finding(
@@ -228,7 +231,7 @@ def evaluate_rule(conn: psycopg.Connection, rule: dict[str, Any]) -> dict[str, A
                             " ORDER BY id DESC LIMIT 1", (rule["code"], finding.fingerprint)).fetchone()
         if seen is not None:
             return {**out, "state": "acknowledged", "alert_id": seen[0]}
-        alert_id = conn.execute(INSERT_ALERT, values).fetchone()[0]
+        alert_id = one(conn.execute(INSERT_ALERT, values))[0]
     return {**out, "state": "fired", "alert_id": alert_id}
 
 
@@ -279,7 +282,7 @@ def active(conn: psycopg.Connection) -> list[dict[str, Any]]:
 
 
 def active_geojson(conn: psycopg.Connection) -> str:
-    return conn.execute(ACTIVE_GEOJSON).fetchone()[0]
+    return one(conn.execute(ACTIVE_GEOJSON))[0]
 
 
 def acknowledge(conn: psycopg.Connection, alert_id: int, actor: str) -> dict[str, Any]:

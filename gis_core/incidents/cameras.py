@@ -21,6 +21,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from ..errors import NotFound
+from ..rows import one
 from .errors import ValidationFailed
 from .reports import check_photo
 from .workflow import OPEN_STATUSES, NewIncident, create_incident
@@ -216,6 +217,6 @@ def ingest_event(conn: psycopg.Connection, event: CameraEvent) -> dict[str, Any]
                 created = True
         cur.execute(INSERT_EVENT, {**params, "incident_id": incident["id"] if incident else None,
                                    "duplicate": duplicate})
-        event_id = cur.fetchone()["id"]
+        event_id = one(cur)["id"]
     return {"event_id": event_id, "camera": camera["code"], "incident": incident["ticket_code"] if incident else None,
             "duplicate": duplicate, "created": created}

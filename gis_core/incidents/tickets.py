@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import psycopg
 
+from ..rows import one
+
 PREFIX = "PA"
 LOCAL_TZ = "Asia/Ho_Chi_Minh"   # years are local: a report at 23:30 on 31 Dec (UTC+7) is of that year
 
@@ -44,7 +46,7 @@ def allocate_ticket(conn: psycopg.Connection, prefix: str = PREFIX) -> str:
         if row is None:        # the first report of the year
             cur.execute(SYNC, params)
             cur.execute(NEXT, params)
-            row = cur.fetchone()
+            row = one(cur)
     year, number = row
     return format_ticket(prefix, year, number)
 

@@ -20,6 +20,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from ..errors import NotFound
+from ..rows import one
 from .errors import IllegalTransition, ValidationFailed
 from .tickets import allocate_ticket, resync_counter
 
@@ -203,14 +204,14 @@ def transition(conn: psycopg.Connection, ticket_code: str, to: str, actor: str, 
             if cur.fetchone() is None:
                 raise ValidationFailed({"agency": (f"Không có cơ quan {agency!r}.", f"No agency {agency!r}.")})
         cur.execute(UPDATE_STATUS, {"to": to, "id": row["id"]})
-        updated = cur.fetchone()
+        updated = one(cur)
         cur.execute(UPSERT_WORKFLOW, {"id": row["id"], "agency": agency, "category": row["category"],
                                       "commune_code": row["commune_code"], "answer": answer,
                                       "reason": reason if to == "rejected" else None})
-        workflow = cur.fetchone()
+        workflow = one(cur)
         cur.execute(INSERT_TRANSITION, {"id": row["id"], "from": row["status"], "to": to, "actor": actor_clean,
                                         "comment": comment})
-        at = cur.fetchone()["at"]
+        at = one(cur)["at"]
     return {"ticket_code": ticket_code, "from": row["status"], "status": updated["status"], "at": at,
             "resolved_at": updated["resolved_at"], **workflow, "allowed_next": list(allowed_next(to))}
 

@@ -153,7 +153,7 @@ def proposal_from_inputs(conn: psycopg.Connection, footprint: BaseGeometry, inpu
         except ValueError:
             raise InvalidParameter(f"applied_on phải là ngày dạng YYYY-MM-DD, không phải {applied!r}.",
                                    f"applied_on must be a YYYY-MM-DD date, not {applied!r}.") from None
-    return Proposal(footprint, use, floors, height,
+    return Proposal(footprint, str(use), floors, height,
                     parcel_area_m2=_number(inputs.get("parcel_area_m2"), "parcel_area_m2", 0.01, 1e7),
                     footprint_area_m2=_number(inputs.get("footprint_area_m2"), "footprint_area_m2", 0.01, 1e6),
                     applied_on=applied or None)

@@ -53,6 +53,7 @@ def check(numbers: tuple[str, ...], all_permits: bool, since: dt.datetime | None
 
     NUMBERS are permit numbers (GPXD-2026-000123); or use --all or --since."""
     from ..db import connect
+    from ..rows import one
     from .check import check_ids, permit_ids
     from .report import write_report
 
@@ -67,7 +68,7 @@ def check(numbers: tuple[str, ...], all_permits: bool, since: dt.datetime | None
         with connect(url) as conn:
             ids = permit_ids(conn, all_permits=all_permits, since=since.date() if since else None,
                              numbers=numbers)
-            overlays = conn.execute("SELECT count(*) FROM zoning_overlays").fetchone()[0]
+            overlays = one(conn.execute("SELECT count(*) FROM zoning_overlays"))[0]
         if not overlays:
             click.echo("chưa có lớp phủ nào (chạy 'iocgis permits overlays') / no overlays yet "
                        "(run 'iocgis permits overlays')", err=True)

@@ -11,6 +11,7 @@ import shapely
 from psycopg.rows import dict_row
 
 from ..errors import InvalidParameter, NotFound
+from ..rows import one
 from ..text import unaccent
 
 MAX_QUERY = 100
@@ -116,5 +117,5 @@ def permit_detail(conn: psycopg.Connection, permit_id: int) -> dict:
 
 
 def context(conn: psycopg.Connection, geom, day, exclude: int | None = None, pad: float = 0.0) -> dict:
-    return conn.execute(AROUND, {"wkb": shapely.to_wkb(geom), "pad": pad, "day": day,
-                                 "exclude": exclude}).fetchone()[0]
+    return one(conn.execute(AROUND, {"wkb": shapely.to_wkb(geom), "pad": pad, "day": day,
+                                 "exclude": exclude}))[0]

@@ -19,6 +19,7 @@ from pyproj import Transformer
 from shapely.geometry import LineString, shape
 
 from ..errors import NotFound
+from ..rows import one
 
 HAZARD_SOURCE = "derived:hazard_raster"
 RIVER_SOURCE = "derived:rivers"
@@ -99,7 +100,7 @@ def load_overlays(conn: psycopg.Connection, *, hazard: bool = True, rivers: bool
     """Replace the derived overlays and register the zones' plans; {what: rows}. One transaction."""
     counts: dict[str, int] = {}
     with conn.transaction(), conn.cursor() as cur:
-        valid_from = cur.execute(EARLIEST_PLAN).fetchone()[0]
+        valid_from = one(cur.execute(EARLIEST_PLAN))[0]
         cur.execute(SYNC_PLANS)
         counts["zoning_plans"] = cur.rowcount
         if hazard:

@@ -35,7 +35,7 @@ def write_report(conn: psycopg.Connection, ids: Sequence[int], path: Path) -> in
     with conn.cursor(name="zoning_report") as cur:
         cur.itersize = 2000
         cur.execute(REPORT, (list(ids),))
-        names = [d.name for d in cur.description]
+        names = [d.name for d in cur.description or ()]
         if suffix == ".csv":
             # utf-8-sig: spreadsheet programs on Windows then read the Vietnamese correctly
             with path.open("w", newline="", encoding="utf-8-sig") as f:
