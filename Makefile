@@ -13,7 +13,7 @@ demo: setup
 	@$(IOCGIS) serve
 
 test: setup
-	.venv/bin/ruff check gis_core webmap tests bench
+	.venv/bin/ruff check gis_core webmap etl tests bench
 	.venv/bin/mypy
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
@@ -32,7 +32,7 @@ load-restart: setup
 	.venv/bin/python bench/load_mixed.py --restart-at 120 --down 30 $(LOAD_ARGS)
 
 lint: setup
-	.venv/bin/ruff check gis_core webmap tests bench
+	.venv/bin/ruff check gis_core webmap etl tests bench
 	.venv/bin/mypy
 
 config: setup

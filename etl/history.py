@@ -10,6 +10,7 @@ import psycopg
 from psycopg import sql
 
 from gis_core.registry import Layer
+from gis_core.rows import one
 
 from .errors import EtlError
 
@@ -32,8 +33,8 @@ def _at(when: dt.date | dt.datetime) -> dt.datetime:
 
 
 def has_history(conn: psycopg.Connection, table: str) -> bool:
-    return conn.execute("SELECT to_regclass(%s) IS NOT NULL",
-                        (sql.SQL("history.{}").format(sql.Identifier(table)).as_string(conn),)).fetchone()[0]
+    name = sql.SQL("history.{}").format(sql.Identifier(table)).as_string(conn)
+    return one(conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)))[0]
 
 
 def layer_as_of(conn: psycopg.Connection, layer: Layer, when: dt.date | dt.datetime,
@@ -48,7 +49,7 @@ def layer_as_of(conn: psycopg.Connection, layer: Layer, when: dt.date | dt.datet
                                for f in fields)
     query = AS_OF.format(id=sql.Identifier(layer.id_field), geom=sql.Identifier(layer.geometry_column),
                          props=props, table=sql.Identifier(layer.table))
-    return json.loads(conn.execute(query, {"at": _at(when)}).fetchone()[0])
+    return json.loads(one(conn.execute(query, {"at": _at(when)}))[0])
 
 
 def versions(conn: psycopg.Connection, table: str, row_id: int) -> list[tuple[dt.datetime, dt.datetime | None, int]]:

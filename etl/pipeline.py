@@ -20,8 +20,8 @@ import queue
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Generator, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from psycopg.types.json import Jsonb
 
 from gis_core.audit import set_actor
 from gis_core.registry import Registry
+from gis_core.rows import one
 
 from .errors import EtlError
 from .readers import Extract, read_file
@@ -207,7 +208,9 @@ def layer_table(registry: Registry, layer_id: str) -> str:
 
 def extract(source: Source, path: Path | None = None) -> Extract:
     if source.kind in ("file", "directory"):
-        return read_file(path or source.path, layer_name=source.layer_name, encoding=source.encoding,
+        file = path or source.path
+        assert file is not None   # parse_source requires a path of these kinds
+        return read_file(file, layer_name=source.layer_name, encoding=source.encoding,
                          csv_geometry=source.geometry)
     from . import upstream
 
@@ -333,7 +336,7 @@ def _chunks(prep: Prepared, source: Source, boundaries: list | None, size: int) 
         yield Chunk(lo, checked, columns, rows, time.perf_counter() - started)
 
 
-def ahead(items: Iterator, depth: int = 1) -> Iterator:
+def ahead(items: Iterator, depth: int = 1) -> Generator:
     """`items`, made by a thread of their own up to `depth` ahead of the consumer: the next chunk is
     checked in Python while the database loads this one (psycopg waits for the server without
     the GIL). An error on either side stops both; the thread never outlives the iteration."""
@@ -516,7 +519,7 @@ def _upsert(cur: psycopg.Cursor, prep: Prepared, columns: list[str]) -> tuple[in
                        " ORDER BY s.row_no").format(**names))
     inserted = cur.rowcount
     _exec(cur, sql.SQL("SELECT count(*) FROM {} WHERE NOT rejected").format(sql.Identifier(STAGE)))
-    return inserted, updated, cur.fetchone()[0] - inserted - updated
+    return inserted, updated, one(cur)[0] - inserted - updated
 
 
 def _upsert_names(prep: Prepared, columns: list[str]) -> dict[str, sql.Composable]:
@@ -580,11 +583,12 @@ def _unlock(conn: psycopg.Connection, table: str) -> None:
 
 
 def run_source(url: str, registry: Registry, source: Source, *, path: Path | None = None, dry_run: bool = False,
-               progress: Callable[[int, int], Iterator] | None = None, actor: str | None = None) -> RunResult:
+               progress: Callable[[int], AbstractContextManager[Callable[[int], None]]] | None = None,
+               actor: str | None = None) -> RunResult:
     """Run one source (one file of it, for a drop directory) and return what happened. The audit
     trail names `actor` (who asked for the run, e.g. a steward's re-run) or else the source.
 
-    `progress(total, ...)`, when given, is a context manager factory yielding a callable that
+    `progress(total)`, when given, is a context manager factory yielding a callable that
     advances by a number of rows (click.progressbar fits)."""
     started = time.monotonic()
     table = layer_table(registry, source.layer)
@@ -605,7 +609,7 @@ def run_source(url: str, registry: Registry, source: Source, *, path: Path | Non
             run_id = None
             if not dry_run:
                 request = Jsonb(source.request) if source.request else None
-                run_id = conn.execute(START_RUN, (source.name, source.layer, data.checksum, request)).fetchone()[0]
+                run_id = one(conn.execute(START_RUN, (source.name, source.layer, data.checksum, request)))[0]
                 conn.execute(MARK_STALE, (source.layer, run_id))
             try:
                 result = _load(conn, prep, source, run_id, dry_run, progress, actor or f"etl:{source.name}")
@@ -644,7 +648,7 @@ def _load(conn: psycopg.Connection, prep: Prepared, source: Source, run_id: int 
         cur.execute("SELECT set_config('temp_buffers', %s, true)", (f"{min(2048, 8 + size // 2000)}MB",))
         cur.execute("SELECT set_config('work_mem', %s, true)", (f"{min(512, 16 + size // 3000)}MB",))
         _exec(cur, "SELECT count(*) FROM admin_units WHERE level = 'commune' AND valid_to IS NULL AND geom IS NOT NULL")
-        if cur.fetchone()[0] == 0:
+        if one(cur)[0] == 0:
             raise EtlError("Chưa có ranh giới xã trong CSDL: nạp ranh giới trước (iocgis demo load).",
                            "No commune boundaries in the database: load them first (iocgis demo load).")
         boundaries = commune_boundaries(cur) if prep.assign else None
@@ -682,6 +686,7 @@ def _load(conn: psycopg.Connection, prep: Prepared, source: Source, run_id: int 
                               for p in sorted(problems, key=lambda p: p.row)]
             # Everything was done for real inside the transaction, so the counts are exact; none of it stays.
             raise psycopg.Rollback(tx)
+        assert run_id is not None   # a run that writes was recorded in etl_runs when it started
         _write_problems(cur, run_id, prep.extract, problems, repairs)
         cur.execute(FINISH_RUN, {"status": result.status, "read": n, "inserted": result.inserted,
                                  "updated": result.updated, "unchanged": result.unchanged,
@@ -691,18 +696,17 @@ def _load(conn: psycopg.Connection, prep: Prepared, source: Source, run_id: int 
     return result
 
 
-def _timed(items: Iterator, clock: dict[str, float], name: str) -> Iterator:
+def _timed(items: Generator, clock: dict[str, float], name: str) -> Iterator:
     """`items`, the time spent waiting for each added to clock[name]."""
-    it = iter(items)
     try:
         while True:
             with _clocked(clock, name):
-                item = next(it, None)
+                item = next(items, None)
             if item is None:
                 return
             yield item
     finally:
-        it.close()   # stops the checking thread at once when the run fails
+        items.close()   # stops the checking thread at once when the run fails
 
 
 @contextmanager

@@ -12,6 +12,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from gis_core.errors import IocgisError, NotFound
+from gis_core.rows import one
 
 STATUSES = ("running", "succeeded", "unchanged", "failed")
 STATUS_LABELS = {
@@ -96,7 +97,7 @@ def run_problems(conn: psycopg.Connection, run_id: int, limit: int = 1000) -> di
     with conn.cursor(row_factory=dict_row) as cur:
         rejects = cur.execute(REJECTS, (run_id, limit)).fetchall()
         repairs = cur.execute(REPAIRS, (run_id, limit)).fetchall()
-    n_rejects, n_repairs = conn.execute(COUNT_PROBLEMS, {"id": run_id}).fetchone()
+    n_rejects, n_repairs = one(conn.execute(COUNT_PROBLEMS, {"id": run_id}))
     return {"rejects": rejects, "repairs": repairs, "n_rejects": n_rejects, "n_repairs": n_repairs}
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 
 from gis_core.registry import Registry
+from gis_core.rows import one
 
 from .errors import EtlError
 from .pipeline import APPLICATION, RunResult, run_source
@@ -50,7 +51,7 @@ def due_sources(url: str, sources: dict[str, Source], now: dt.datetime) -> list[
         for source in sources.values():
             if source.schedule.manual:
                 continue
-            last = conn.execute(LAST_START, (source.name,)).fetchone()[0]
+            last = one(conn.execute(LAST_START, (source.name,)))[0]
             # A drop directory is looked at on every round: files may arrive any time.
             if source.kind == "directory" or source.schedule.due(last, now):
                 due.append(source)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
+from gis_core.rows import one
+
 from .errors import EtlError
 
 # Written by the ETL itself, never taken from the input.
@@ -136,7 +138,7 @@ class TableSpec:
 
 def introspect(conn: psycopg.Connection, table: str) -> TableSpec:
     regclass = sql.Identifier(table).as_string(conn)
-    if conn.execute("SELECT to_regclass(%s)", (regclass,)).fetchone()[0] is None:
+    if one(conn.execute("SELECT to_regclass(%s)", (regclass,)))[0] is None:
         raise EtlError(f"Không có bảng {table} trong CSDL (chưa migrate?).",
                        f"Table {table} does not exist in the database (not migrated?).")
     columns = {name: Column(name, typ, notnull, hasdef, typname)

@@ -75,6 +75,7 @@ class Schedule:
         if self.every_s is not None:
             return (now - last_start).total_seconds() >= self.every_s
         local = now.astimezone(VN_TZ)
+        assert self.daily_at is not None   # neither manual nor every_s: a daily time
         slot = dt.datetime.combine(local.date(), self.daily_at, VN_TZ)
         if slot > local:
             slot -= dt.timedelta(days=1)
@@ -109,7 +110,7 @@ class Source:
     @property
     def request(self) -> dict | None:
         """What an ad-hoc load was asked to do, kept with its run so that it can be made again."""
-        if not self.adhoc_load:
+        if not self.adhoc_load or self.path is None:
             return None
         return {"layer": self.layer, "path": str(Path(self.path).resolve()), "crs": self.crs,
                 "snapshot": self.mode == "snapshot", "tag": self.tag, "encoding": self.encoding}

@@ -53,6 +53,7 @@ def ogcapi_pages(base: str, collection: str, limit: int = 1000) -> Iterator[dict
 
 
 def read_ogcapi(source: Source, limit: int | None = None) -> Extract:
+    assert source.url is not None and source.collection is not None   # required by parse_source
     features: list[dict] = []
     digest = hashlib.sha256()
     for page in ogcapi_pages(source.url, source.collection, limit or int(source.rest.get("page_size", 1000))):
@@ -71,6 +72,7 @@ def _dig(page, path: str | None):
 def read_rest(source: Source) -> Extract:
     """A JSON list of records per page: ?{page_param}=N&{size_param}=M until a short or empty page.
     Geometry from lon/lat fields, a WKT field or a GeoJSON geometry field (source.geometry)."""
+    assert source.url is not None   # required by parse_source
     rest = source.rest
     page_param, size_param = rest.get("page_param", "page"), rest.get("size_param", "page_size")
     size, page_no = int(rest.get("page_size", 500)), int(rest.get("first_page", 1))
@@ -112,6 +114,7 @@ def read_rest(source: Source) -> Extract:
 
 def dropped_files(source: Source) -> list[Path]:
     """Files waiting in the drop directory, oldest first (processed/ and failed/ are not waiting)."""
+    assert source.path is not None   # required by parse_source
     directory = Path(source.path)
     if not directory.is_dir():
         raise EtlError(f"Không có thư mục {directory}.", f"No directory {directory}.")

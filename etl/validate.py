@@ -90,9 +90,9 @@ def unaccent_column(values: list) -> list:
         plain = _MARKS.sub("", decomposed).lower().split(SEP)
         done = [" ".join(p.split()) if p.isascii() else unaccent(v) for p, v in zip(plain, present, strict=True)]
     else:
-        plain = decomposed.encode("ascii", "ignore").decode("ascii").lower()
-        done = plain.split(SEP)
-        if plain.startswith(" ") or plain.endswith(" ") or any(u in plain for u in _UNTIDY):
+        ascii_text = decomposed.encode("ascii", "ignore").decode("ascii").lower()
+        done = ascii_text.split(SEP)
+        if ascii_text.startswith(" ") or ascii_text.endswith(" ") or any(u in ascii_text for u in _UNTIDY):
             done = [" ".join(p.split()) for p in done]
     if len(present) == len(values):
         return done
@@ -320,7 +320,7 @@ def check_geometries(checked: Checked, geoms: np.ndarray, ring_closed: np.ndarra
     # The common case, decided for the whole column at once: present, valid, of the exact type.
     fine = (type_ids == TYPE_IDS[target_type]) & valid & ~shapely.is_empty(geoms) & ~ring_closed
     out[fine] = geoms[fine]
-    for i in np.flatnonzero(~fine):
+    for i in np.flatnonzero(~fine).tolist():
         g = geoms[i]
         if g is None:
             checked.reject(i, GEOM_FIELD, "Thiếu hình học hoặc hình học không đọc được.",

@@ -21,6 +21,7 @@ from __future__ import annotations
 import codecs
 import re
 import unicodedata
+from collections.abc import Buffer
 
 # The five tones, in the order both tables list them: huyền, hỏi, ngã, sắc, nặng.
 TONES = ("\u0300", "\u0309", "\u0303", "\u0301", "\u0323")
@@ -94,14 +95,15 @@ _VNI_PATTERN = re.compile("|".join(re.escape(k) for k in sorted(_VNI_DECODE, key
 # -- codecs ---------------------------------------------------------------------------------------
 
 
-def decode_tcvn3(data: bytes, errors: str = "strict") -> tuple[str, int]:
-    text = bytes(data).decode("latin-1").translate(_TCVN3_DECODE)
-    return unicodedata.normalize("NFC", text), len(data)
+def decode_tcvn3(data: Buffer, errors: str = "strict") -> tuple[str, int]:
+    raw = bytes(data)
+    return unicodedata.normalize("NFC", raw.decode("latin-1").translate(_TCVN3_DECODE)), len(raw)
 
 
-def decode_vni(data: bytes, errors: str = "strict") -> tuple[str, int]:
-    text = _VNI_PATTERN.sub(lambda m: _VNI_DECODE[m.group()], bytes(data).decode("latin-1"))
-    return unicodedata.normalize("NFC", text), len(data)
+def decode_vni(data: Buffer, errors: str = "strict") -> tuple[str, int]:
+    raw = bytes(data)
+    text = _VNI_PATTERN.sub(lambda m: _VNI_DECODE[m.group()], raw.decode("latin-1"))
+    return unicodedata.normalize("NFC", text), len(raw)
 
 
 def _encoder(name: str, table: dict):

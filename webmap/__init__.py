@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, jsonify
+from flask.json.provider import DefaultJSONProvider
 
 from gis_core.db import Database
 from gis_core.errors import IocgisError
@@ -13,11 +14,15 @@ from . import auth
 from .security import install as install_security
 
 
+class VietnameseJSON(DefaultJSONProvider):
+    ensure_ascii = False  # Vietnamese stays readable in JSON
+
+
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     app = Flask(__name__)
+    app.json = VietnameseJSON(app)
     app.config["IOCGIS_SETTINGS"] = settings
-    app.json.ensure_ascii = False  # Vietnamese stays readable in JSON
 
     registry = Registry.load(settings.layers_dir)
     database = Database.from_settings(settings)

@@ -30,6 +30,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 
 from gis_core.auth import accounts, rules
 from gis_core.auth.accounts import PUBLIC, Principal
@@ -139,7 +140,7 @@ def check_csrf() -> None:
 # -- the guard -----------------------------------------------------------------------------------
 
 
-def denied(exc: IocgisError) -> Response:
+def denied(exc: IocgisError) -> ResponseReturnValue:
     """A 401/403 as JSON for APIs, as a page (or the login form, for a 401) for people."""
     if wants_json():
         response = jsonify(exc.to_dict())

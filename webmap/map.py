@@ -368,8 +368,9 @@ def _local(assets: list[tuple[str, str]]) -> list[tuple[str, str]]:
     for name, _cdn in assets:
         if name not in ASSETS:
             raise LookupError(f"folium asset {name!r} has no local copy: add it to webmap.map.ASSETS")
-        if ASSETS[name] is not None:
-            local.append((name, ASSETS[name]))
+        path = ASSETS[name]
+        if path is not None:
+            local.append((name, path))
     return local
 
 

@@ -20,15 +20,20 @@ def _state() -> dict:
     return current_app.extensions["iocgis"]
 
 
-def _int(name: str, default: int | None = None) -> int | None:
+def _optional_int(name: str) -> int | None:
     raw = request.args.get(name)
     if raw in (None, ""):
-        return default
+        return None
     try:
         return int(raw)
     except ValueError:
         raise InvalidParameter(f"{name} phải là số nguyên, không phải {raw!r}.",
                                f"{name} must be a whole number, not {raw!r}.") from None
+
+
+def _int(name: str, default: int) -> int:
+    value = _optional_int(name)
+    return default if value is None else value
 
 
 @blueprint.route("/indicators")
@@ -69,7 +74,7 @@ def clusters(layer_id: str):
         raise NotFound(f"Không có lớp {layer_id!r}.", f"No layer {layer_id!r}.") from None
     if not layer.public:
         raise NotFound(f"Không có lớp {layer_id!r}.", f"No layer {layer_id!r}.")
-    days = _int("days")
+    days = _optional_int("days")
     if days is not None and not 1 <= days <= MAX_DAYS:
         raise InvalidParameter(f"days phải từ 1 đến {MAX_DAYS}.", f"days must be between 1 and {MAX_DAYS}.")
     since = dt.datetime.now(dt.UTC) - dt.timedelta(days=days) if days else None

@@ -196,7 +196,7 @@ def blueprint(settings: Settings) -> Blueprint:
                                    "Writing through the OGC API needs an API token (Authorization: Bearer).")
             layer = next((lay for lay in registry if lay.id == collection_id), None)
             readable = layer is not None and rules.may_read_layer(who.role, layer)
-            if readable and not rules.may_write_layer(who.role, layer):
+            if layer is not None and readable and not rules.may_write_layer(who.role, layer):
                 label = rules.ROLE_LABELS[who.role]
                 raise Forbidden(f"Vai trò {label[0]} không được ghi lớp {layer.title.vi}.",
                                 f"The {label[1]} role may not write {layer.title.en}.")
@@ -241,7 +241,7 @@ def blueprint(settings: Settings) -> Blueprint:
         """Our provider reads `cursor` and `asOf` and writes its next/prev links from the request as
         sent, which pygeoapi does not hand it (gis_core/paging.py)."""
         return paging.items_request(f"{apis[ANONYMOUS].get_collections_url()}/{collection_id}/items",
-                                    request.args.items(multi=True))
+                                    list(request.args.items(multi=True)))
 
     @bp.route("/collections/<collection_id>/items")
     def items(collection_id: str) -> Response:
