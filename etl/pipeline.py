@@ -537,8 +537,13 @@ def _upsert_names(prep: Prepared, columns: list[str]) -> dict[str, sql.Composabl
         "sets": sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(c), value[c]) for c in changeable),
         "old": sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in changeable),
         "new": sql.SQL(", ").join(value[c] for c in changeable),
-        "match": sql.SQL(" AND ").join(sql.SQL("t.{0} = s.{0}").format(sql.Identifier(k)) for k in prep.key),
+        "match": _key_match(prep),
     }
+
+
+def _key_match(prep: Prepared) -> sql.Composable:
+    """The layer's row t and the staged row s have the same natural key."""
+    return sql.SQL(" AND ").join(sql.SQL("t.{0} = s.{0}").format(sql.Identifier(k)) for k in prep.key)
 
 
 def _keep_keys(cur: psycopg.Cursor, prep: Prepared, first: bool) -> None:
@@ -556,11 +561,10 @@ def _retire(cur: psycopg.Cursor, prep: Prepared, source: Source) -> int:
     """Only this source's rows: another source's records are not ours to retire. Keys staged from
     rejected rows count as present."""
     _exec(cur, sql.SQL("ANALYZE {}").format(sql.Identifier(KEYS_TABLE)))
-    match = sql.SQL(" AND ").join(sql.SQL("t.{0} = s.{0}").format(sql.Identifier(k)) for k in prep.key)
     _exec(cur, sql.SQL("DELETE FROM {target} t WHERE t.{prov} = %s"
                        " AND NOT EXISTS (SELECT 1 FROM {keys} s WHERE {match})").format(
         target=sql.Identifier(prep.spec.table), prov=sql.Identifier(prep.spec.provenance),
-        keys=sql.Identifier(KEYS_TABLE), match=match), (source.provenance,))
+        keys=sql.Identifier(KEYS_TABLE), match=_key_match(prep)), (source.provenance,))
     return cur.rowcount
 
 

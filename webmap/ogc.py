@@ -195,8 +195,9 @@ def blueprint(settings: Settings) -> Blueprint:
                 raise Unauthorized("Ghi dữ liệu qua OGC API cần token API (Authorization: Bearer).",
                                    "Writing through the OGC API needs an API token (Authorization: Bearer).")
             layer = next((lay for lay in registry if lay.id == collection_id), None)
-            readable = layer is not None and rules.may_read_layer(who.role, layer)
-            if layer is not None and readable and not rules.may_write_layer(who.role, layer):
+            # (a layer this role may not even read is left to pygeoapi's 404, naming nothing)
+            if layer is not None and rules.may_read_layer(who.role, layer) \
+                    and not rules.may_write_layer(who.role, layer):
                 label = rules.ROLE_LABELS[who.role]
                 raise Forbidden(f"Vai trò {label[0]} không được ghi lớp {layer.title.vi}.",
                                 f"The {label[1]} role may not write {layer.title.en}.")
