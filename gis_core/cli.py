@@ -340,6 +340,9 @@ def serve(workers: int, threads: int) -> None:
     run_simple(settings.host, settings.port, app, threaded=True, use_reloader=False)
 
 
+WORKER_STOP_S = 10   # in-flight requests get this long to finish when the server is stopped
+
+
 def _serve_workers(settings: Settings, workers: int, threads: int) -> None:
     """Production serving, as docker-compose does: granian (HTTP in Rust) runs `workers` processes,
     each building its own app (its own pools) from the environment and running it on `threads`
@@ -348,9 +351,12 @@ def _serve_workers(settings: Settings, workers: int, threads: int) -> None:
     from granian import Granian
     from granian.constants import Interfaces
 
+    # workers_kill_timeout: a SIGTERM that reaches a worker still building its app is lost, and
+    # granian then waits for that worker forever (seen: `docker stop` right after a start). A worker
+    # not gone WORKER_STOP_S after the stop began is killed, as gunicorn's graceful timeout did.
     Granian("webmap:create_app", factory=True, interface=Interfaces.WSGI, address=settings.host,
             port=settings.port, workers=workers, blocking_threads=threads, websockets=False,
-            respawn_failed_workers=True, log_access=False).serve()
+            respawn_failed_workers=True, workers_kill_timeout=WORKER_STOP_S, log_access=False).serve()
 
 
 # Each area brings its own command group; their modules import nothing heavy until a command runs.

@@ -33,17 +33,25 @@ def get(url: str, data: bytes | None = None, headers: dict | None = None) -> tup
         return exc.code, exc.headers, exc.read()
 
 
-def start(demo_url: str, tmp_root, name: str,
-          args: tuple[str, ...] = ("--workers", "2", "--threads", "2")) -> tuple[str, subprocess.Popen]:
-    """`iocgis serve ARGS` on a free port, in a process group of its own; (base URL, process)."""
+WORKERS = ("--workers", "2", "--threads", "2")
+
+
+def launch(demo_url: str, tmp_root, name: str, args: tuple[str, ...] = WORKERS) -> tuple[str, subprocess.Popen]:
+    """`iocgis serve ARGS` on a free port, in a process group of its own, its output in
+    tmp_root/NAME.log; (base URL, process), not waiting for it to answer."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": demo_url, "IOCGIS_PORT": str(port),
            "IOCGIS_VAR_DIR": str(tmp_root / "var")}
-    log_path = tmp_root / f"{name}.log"
-    with open(log_path, "wb") as log:
+    with open(tmp_root / f"{name}.log", "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "gis_core.cli", "serve", *args],
                                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{port}", proc
+
+
+def start(demo_url: str, tmp_root, name: str, args: tuple[str, ...] = WORKERS) -> tuple[str, subprocess.Popen]:
+    """As launch, once the server answers."""
+    base, proc = launch(demo_url, tmp_root, name, args)
+    log_path = tmp_root / f"{name}.log"
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -112,6 +120,21 @@ def test_workers_serve_concurrent_clients(workers):
 
 def test_sigterm_stops_every_worker(demo_url, tmp_root):
     base, proc = start(demo_url, tmp_root, "serve-workers-sigterm")
+    assert_sigterm_stops(base, proc)
+
+
+def test_sigterm_while_workers_start_stops_them(demo_url, tmp_root):
+    """A stop that reaches the workers while they still build the app (granian then waited for them
+    forever) ends within the workers' stop time."""
+    base, proc = launch(demo_url, tmp_root, "serve-workers-booting")
+    log_path = tmp_root / "serve-workers-booting.log"
+    deadline = time.monotonic() + 30
+    while "Spawning worker-2" not in log_path.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert_sigterm_stops(base, proc)
+
+
+def assert_sigterm_stops(base: str, proc: subprocess.Popen) -> None:
     port = int(base.rsplit(":", 1)[1])
     try:
         proc.send_signal(signal.SIGTERM)
